@@ -1,0 +1,147 @@
+"""The application: routes, error handling and the objects each request uses.
+
+Routes are a table (method, path) -> handler, in the order they must be matched: fixed
+paths before ``{type}/{id}``. Errors of every kind leave as an OperationOutcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from carebridge.config import Settings
+from server.api import interactions as rest
+from server.api import transaction
+from server.api.capability import capability_statement, smart_configuration
+from server.api.context import ApiState, state
+from server.api.http import error_response, fhir_response
+from server.api.paging import PageSigner
+from server.auth.keys import link_secret
+from server.auth.tokens import TokenService
+from server.definitions.search_parameters import default_registry
+from server.fhir.errors import FhirError, MethodNotAllowed, NotFound
+from server.store.engine import make_engine, migrate
+from server.store.repository import Repository
+
+log = logging.getLogger("carebridge.api")
+
+
+async def metadata(request: Request) -> Response:
+    api = state(request)
+    return fhir_response(capability_statement(api.base, _token_url(api), api.repository.registry))
+
+
+async def smart_config(request: Request) -> Response:
+    return Response(
+        content=__import__("orjson").dumps(smart_configuration(_token_url(state(request)))),
+        media_type="application/json",
+    )
+
+
+def _token_url(api: ApiState) -> str:
+    return api.base.removesuffix("/fhir") + "/auth/token"
+
+
+ROUTES: list[tuple[str, str, Any]] = [
+    ("GET", "/fhir/metadata", metadata),
+    ("GET", "/fhir/.well-known/smart-configuration", smart_config),
+    ("POST", "/fhir", transaction.bundle),
+    ("GET", "/fhir", rest.search_system),
+    ("GET", "/fhir/_history", rest.history),
+    ("GET", "/fhir/Patient/{id}/$everything", rest.everything),
+    ("GET", "/fhir/{type}/_history", rest.history),
+    ("POST", "/fhir/{type}/_search", rest.search_type),
+    ("GET", "/fhir/{type}/{id}/_history/{vid}", rest.vread),
+    ("GET", "/fhir/{type}/{id}/_history", rest.history),
+    ("GET", "/fhir/{type}/{id}", rest.read),
+    ("PUT", "/fhir/{type}/{id}", rest.update),
+    ("PATCH", "/fhir/{type}/{id}", rest.patch),
+    ("DELETE", "/fhir/{type}/{id}", rest.delete),
+    ("GET", "/fhir/{type}", rest.search_type),
+    ("POST", "/fhir/{type}", rest.create),
+    ("PUT", "/fhir/{type}", rest.conditional_update),
+    ("DELETE", "/fhir/{type}", rest.conditional_delete),
+]
+
+
+def build_state(settings: Settings) -> ApiState:
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    registry = default_registry()
+    repository = Repository(
+        engine, registry, base_url=settings.fhir_base_url,
+        default_page_size=settings.default_page_size, max_page_size=settings.max_page_size,
+    )
+    return ApiState(
+        settings=settings,
+        repository=repository,
+        tokens=TokenService(settings.var_dir),
+        pages=PageSigner(link_secret(settings.var_dir)),
+        inline_store=engine.dialect.name == "sqlite",
+    )
+
+
+def create_app(settings: Settings, api_state: ApiState | None = None) -> FastAPI:
+    api = api_state or build_state(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
+        yield
+        api.repository.engine.dispose()
+
+    app = FastAPI(
+        title="carebridge", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan,
+    )
+    app.state.api = api
+    for method, path, handler in ROUTES:
+        app.add_api_route(path, handler, methods=[method], include_in_schema=False)
+
+    @app.exception_handler(FhirError)
+    async def _fhir_error(request: Request, exc: FhirError) -> Response:
+        return error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            return error_response(MethodNotAllowed(f"{request.method} is not supported on {request.url.path}"))
+        if exc.status_code == 404:
+            return error_response(NotFound(f"nothing is served at {request.url.path}", code="not-supported"))
+        return error_response(FhirError(str(exc.detail), status=exc.status_code, code="processing"))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(FhirError("the server failed to process the request", status=500, code="exception"))
+
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+class RequestIdMiddleware:
+    """Echo ``X-Request-Id`` (or give each request one), as plain ASGI: no per-request task."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        if rid is None:
+            rid = uuid.uuid4().hex.encode()
+            scope["headers"] = [*scope["headers"], (b"x-request-id", rid)]
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

@@ -1,0 +1,65 @@
+"""What every request handler needs: the settings, the repository, and who is asking."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from anyio import to_thread
+from starlette.requests import Request
+
+from carebridge.config import Settings
+from server.api.paging import PageSigner
+from server.auth.tokens import TokenService
+from server.consent.context import AccessContext
+from server.fhir.errors import Unauthorized
+from server.store.repository import Repository
+
+T = TypeVar("T")
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    repository: Repository
+    tokens: TokenService
+    pages: PageSigner
+    #: run store calls on the event loop (SQLite: short, local calls) or on worker threads
+    inline_store: bool = True
+
+    @property
+    def base(self) -> str:
+        return self.settings.fhir_base_url
+
+    async def call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        if self.inline_store:
+            return fn(*args, **kwargs)
+        return await to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+
+def state(request: Request) -> ApiState:
+    return request.app.state.api  # type: ignore[no-any-return]
+
+
+def request_id(request: Request) -> str | None:
+    return request.headers.get("x-request-id")
+
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="carebridge", error="invalid_token"'}
+
+
+def access_context(request: Request) -> AccessContext:
+    """The caller, from the bearer token; 401 with a challenge when there is none or it is bad."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("this endpoint needs an access token (Authorization: Bearer ...)",
+                           headers={"WWW-Authenticate": 'Bearer realm="carebridge"'})
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'", headers=CHALLENGE)
+    try:
+        return state(request).tokens.verify(token.strip(), request_id(request))
+    except Unauthorized as exc:
+        exc.headers = CHALLENGE
+        raise

@@ -1,0 +1,5 @@
+"""Who is asking: bearer tokens (signing, verifying, development keys) and SMART scopes.
+
+Authentication ends with an :class:`server.consent.context.AccessContext`; deciding what
+that caller may see is ``server/consent``'s job, not this package's.
+"""

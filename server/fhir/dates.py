@@ -1,0 +1,128 @@
+"""FHIR date, dateTime and instant values as ranges of time.
+
+Search compares ranges, not points: ``2024-03`` is the whole of March. A value is turned
+into ``(low, high)`` in integer microseconds since the Unix epoch (UTC), both inclusive,
+so that the store can index and compare them as plain integers on SQLite and PostgreSQL
+alike. Values without a time zone are read in Europe/London, where this service runs.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+LONDON = ZoneInfo("Europe/London")
+#: Stand-ins for an open end of a Period (kept well inside int64).
+MIN_TIME = -(2**62)
+MAX_TIME = 2**62
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+_PATTERN = re.compile(
+    r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
+    r"(?:T(?P<H>\d{2})(?::(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.(?P<f>\d{1,9}))?)?)?"
+    r"(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+
+
+class DateFormatError(ValueError):
+    """A value that is not a FHIR date, dateTime or instant."""
+
+
+def _micros(dt: datetime) -> int:
+    return (dt - _EPOCH) // _US
+
+
+def _zone(tz: str | None) -> ZoneInfo | object:
+    if tz is None:
+        return LONDON
+    if tz == "Z":
+        return UTC
+    sign = 1 if tz[0] == "+" else -1
+    hours, minutes = int(tz[1:3]), int(tz[4:6])
+    from datetime import timezone
+
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def _local(y: int, m: int, d: int, zone: object, H: int = 0, M: int = 0, S: int = 0, us: int = 0) -> datetime:
+    return datetime(y, m, d, H, M, S, us, tzinfo=zone)  # type: ignore[arg-type]
+
+
+def parse_range(value: str) -> tuple[int, int]:
+    """The inclusive ``(low, high)`` microsecond range a FHIR date/dateTime/instant covers."""
+    match = _PATTERN.match(value.strip())
+    if not match:
+        raise DateFormatError(f"{value!r} is not a FHIR date or dateTime")
+    g = match.groupdict()
+    zone = _zone(g["tz"])
+    try:
+        y = int(g["y"])
+        if g["m"] is None:
+            low = _local(y, 1, 1, zone)
+            high = _local(y + 1, 1, 1, zone)
+        elif g["d"] is None:
+            m = int(g["m"])
+            low = _local(y, m, 1, zone)
+            high = _local(y + (m == 12), m % 12 + 1, 1, zone)
+        elif g["H"] is None:
+            low = _local(y, int(g["m"]), int(g["d"]), zone)
+            high = low.replace(tzinfo=None) + timedelta(days=1)
+            high = high.replace(tzinfo=zone)  # type: ignore[arg-type]
+        else:
+            base = dict(y=y, m=int(g["m"]), d=int(g["d"]), zone=zone, H=int(g["H"]))
+            if g["M"] is None:
+                low = _local(**base)  # type: ignore[arg-type]
+                high = low + timedelta(hours=1)
+            elif g["S"] is None:
+                low = _local(**base, M=int(g["M"]))  # type: ignore[arg-type]
+                high = low + timedelta(minutes=1)
+            elif g["f"] is None:
+                low = _local(**base, M=int(g["M"]), S=int(g["S"]))  # type: ignore[arg-type]
+                high = low + timedelta(seconds=1)
+            else:
+                frac = g["f"]
+                us = int(frac[:6].ljust(6, "0"))
+                low = _local(**base, M=int(g["M"]), S=int(g["S"]), us=us)  # type: ignore[arg-type]
+                step = timedelta(microseconds=10 ** max(0, 6 - len(frac)))
+                high = low + step
+    except ValueError as exc:  # e.g. month 13, 30 February
+        raise DateFormatError(f"{value!r} is not a real date: {exc}") from None
+    return _micros(low), _micros(high) - 1
+
+
+def parse_instant(value: str) -> datetime:
+    """A full dateTime with a time zone, as an aware datetime."""
+    low, _ = parse_range(value)
+    return _EPOCH + timedelta(microseconds=low)
+
+
+def from_micros(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def to_micros(value: datetime) -> int:
+    return _micros(value)
+
+
+def now_instant() -> tuple[str, int]:
+    """The current time as a FHIR instant (millisecond precision, UTC) and in microseconds."""
+    now = datetime.now(UTC)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    text = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    return text, _micros(now)
+
+
+def http_date(micros: int) -> str:
+    """An RFC 9110 HTTP date (for Last-Modified) from microseconds since the epoch."""
+    dt = from_micros(micros)
+    return dt.strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def is_date_only(value: str) -> bool:
+    return len(value) <= 10
+
+
+def today_london() -> date:
+    return datetime.now(LONDON).date()

@@ -1,0 +1,261 @@
+"""Compiling a :class:`SearchQuery` into SQL predicates over the index tables.
+
+Every predicate is a condition on an alias of the ``resource`` table, of the form
+``resource.pk IN (SELECT resource_pk FROM <index> WHERE ...)``: the index rows narrow the
+resources, and the database drives the lookup from whichever index is most selective.
+Chains and ``_has`` join through ``reference_index``; the targets and sources they pass
+through must themselves be visible to the caller, so the compiler asks for the caller's
+visibility predicate of every type it touches (hidden resources never match).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, FromClause, and_, false, literal, not_, or_, select, true
+
+from server.fhir.dates import DateFormatError, parse_range, to_micros
+from server.fhir.errors import BadRequest
+from server.fhir.text import normalise
+from server.search.query import Clause, Value
+from server.store.schema import (
+    date_index,
+    number_index,
+    reference_index,
+    resource,
+    string_index,
+    token_index,
+    uri_index,
+)
+
+#: (resource type, alias) -> predicate: what of that type the caller may see
+VisibleFn = Callable[[str, FromClause], ColumnElement[bool]]
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _prefix_range(column: Any, prefix: str) -> ColumnElement[bool]:
+    """``column`` starts with ``prefix``, as a range that a b-tree index can serve."""
+    return and_(column >= prefix, column < prefix + "\U0010ffff")
+
+
+class SqlCompiler:
+    def __init__(self, base_url: str | None, visible: VisibleFn):
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.visible = visible
+
+    # -- entry point -----------------------------------------------------------------------
+    def clause(self, rtype: str, r: FromClause, clause: Clause) -> ColumnElement[bool]:
+        if clause.has is not None:
+            return self._has(rtype, r, clause)
+        if clause.chain:
+            return self._chain(r, clause)
+        if clause.param is None:
+            code = clause.name.partition(":")[0]
+            if code == "_id":
+                return self._id(r, clause)
+            return self._last_updated(r, clause)
+        param = clause.param
+        modifier = clause.modifier
+        pid = param.param_id
+        if modifier == "missing":
+            table = self._table(param.index_table if modifier != "identifier" else "token")
+            exists = r.c.pk.in_(select(table.c.resource_pk).where(table.c.param_id == pid))
+            return not_(exists) if clause.values[0].raw == "true" else exists
+        if modifier == "identifier":
+            cond = or_(*(self._token_value(v) for v in clause.values))
+            return r.c.pk.in_(select(token_index.c.resource_pk).where(token_index.c.param_id == pid, cond))
+        kind = param.type
+        if kind == "token":
+            if modifier == "text":
+                cond = or_(*(_prefix_range(token_index.c.text, normalise(v.raw)) for v in clause.values))
+            else:
+                cond = or_(*(self._token_value(v) for v in clause.values))
+            sub = select(token_index.c.resource_pk).where(token_index.c.param_id == pid, cond)
+            return not_(r.c.pk.in_(sub)) if modifier == "not" else r.c.pk.in_(sub)
+        if kind == "string":
+            cond = or_(*(self._string_value(v, modifier) for v in clause.values))
+            return r.c.pk.in_(select(string_index.c.resource_pk).where(string_index.c.param_id == pid, cond))
+        if kind == "date":
+            cond = or_(*(self._date_value(v, date_index.c.low, date_index.c.high, param.code) for v in clause.values))
+            return r.c.pk.in_(select(date_index.c.resource_pk).where(date_index.c.param_id == pid, cond))
+        if kind in ("number", "quantity"):
+            cond = or_(*(self._number_value(v, kind == "quantity") for v in clause.values))
+            return r.c.pk.in_(select(number_index.c.resource_pk).where(number_index.c.param_id == pid, cond))
+        if kind == "reference":
+            cond = or_(*(self._reference_value(v) for v in clause.values))
+            return r.c.pk.in_(
+                select(reference_index.c.resource_pk).where(reference_index.c.param_id == pid, cond)
+            )
+        if kind == "uri":
+            cond = or_(*(self._uri_value(v, modifier) for v in clause.values))
+            return r.c.pk.in_(select(uri_index.c.resource_pk).where(uri_index.c.param_id == pid, cond))
+        raise BadRequest(f"search parameter {param.code!r} of type {kind} is not supported")
+
+    @staticmethod
+    def _table(kind: str) -> Any:
+        return {
+            "token": token_index, "string": string_index, "date": date_index, "number": number_index,
+            "reference": reference_index, "uri": uri_index,
+        }[kind]
+
+    # -- special parameters ----------------------------------------------------------------
+    def _id(self, r: FromClause, clause: Clause) -> ColumnElement[bool]:
+        ids = [v.code or v.raw for v in clause.values]
+        cond = r.c.id.in_(ids)
+        return not_(cond) if clause.modifier == "not" else cond
+
+    def _last_updated(self, r: FromClause, clause: Clause) -> ColumnElement[bool]:
+        return or_(*(self._date_value(v, r.c.last_updated, r.c.last_updated, "_lastUpdated") for v in clause.values))
+
+    # -- values ------------------------------------------------------------------------------
+    @staticmethod
+    def _token_value(v: Value) -> ColumnElement[bool]:
+        t = token_index.c
+        if v.has_bar:
+            if v.system is None and v.code is not None:  # |code: no system
+                return and_(t.code == v.code, t.system.is_(None))
+            if v.code is None:  # system|
+                return t.system == v.system
+            return and_(t.code == v.code, t.system == v.system)
+        return t.code == v.code
+
+    @staticmethod
+    def _string_value(v: Value, modifier: str | None) -> ColumnElement[bool]:
+        s = string_index.c
+        if modifier == "exact":
+            return s.value == v.raw
+        norm = normalise(v.raw)
+        if modifier == "contains":
+            return s.norm.like(f"%{_like_escape(norm)}%", escape="\\")
+        return _prefix_range(s.norm, norm)
+
+    @staticmethod
+    def _date_value(v: Value, low: Any, high: Any, code: str) -> ColumnElement[bool]:
+        try:
+            plo, phi = parse_range(v.raw)
+        except DateFormatError as exc:
+            raise BadRequest(f"search parameter {code}: {exc}") from None
+        return _compare_ranges(v.prefix, low, high, plo, phi, approx=_approx_margin(plo, phi))
+
+    @staticmethod
+    def _number_value(v: Value, quantity: bool) -> ColumnElement[bool]:
+        n = number_index.c
+        try:
+            number = float(v.raw)
+        except ValueError:
+            raise BadRequest(f"{v.raw!r} is not a number") from None
+        half = _half_precision(v.raw)
+        cond = _compare_ranges(v.prefix, n.low, n.high, number - half, number + half, approx=abs(number) * 0.1)
+        if quantity and v.code:
+            cond = and_(cond, n.code == v.code)
+        if quantity and v.system:
+            cond = and_(cond, n.system == v.system)
+        return cond
+
+    def _reference_value(self, v: Value) -> ColumnElement[bool]:
+        ref = reference_index.c
+        raw = v.raw
+        if self.base_url and raw.startswith(self.base_url + "/"):
+            raw = raw[len(self.base_url) + 1 :]
+        if "://" in raw or raw.startswith("urn:"):
+            if "|" in raw:
+                return ref.url == raw
+            return or_(ref.url == raw, ref.url.like(_like_escape(raw) + "|%", escape="\\"))
+        parts = raw.split("/")
+        if len(parts) >= 2:
+            return and_(ref.target_id == parts[-1], ref.target_type == parts[-2])
+        return ref.target_id == raw
+
+    @staticmethod
+    def _uri_value(v: Value, modifier: str | None) -> ColumnElement[bool]:
+        u = uri_index.c
+        if modifier == "below":
+            return u.value.like(_like_escape(v.raw) + "%", escape="\\")
+        if modifier == "above":
+            return literal(v.raw).like(u.value + "%")
+        return u.value == v.raw
+
+    # -- joins through references -----------------------------------------------------------
+    def _chain(self, r: FromClause, clause: Clause) -> ColumnElement[bool]:
+        assert clause.param is not None
+        alternatives = []
+        for target_type, inner in clause.chain:
+            t = resource.alias()
+            sub = (
+                select(reference_index.c.resource_pk)
+                .join(t, and_(t.c.resource_type == reference_index.c.target_type, t.c.id == reference_index.c.target_id))
+                .where(
+                    reference_index.c.param_id == clause.param.param_id,
+                    reference_index.c.target_type == target_type,
+                    t.c.deleted == false(),
+                    self.clause(target_type, t, inner),
+                    self.visible(target_type, t),
+                )
+            )
+            alternatives.append(r.c.pk.in_(sub))
+        return or_(*alternatives) if alternatives else false()
+
+    def _has(self, rtype: str, r: FromClause, clause: Clause) -> ColumnElement[bool]:
+        assert clause.has is not None
+        source_type, ref_param, inner = clause.has
+        s = resource.alias()
+        sub = (
+            select(reference_index.c.target_id)
+            .join(s, s.c.pk == reference_index.c.resource_pk)
+            .where(
+                reference_index.c.param_id == ref_param.param_id,
+                reference_index.c.target_type == rtype,
+                s.c.deleted == false(),
+                self.clause(source_type, s, inner),
+                self.visible(source_type, s),
+            )
+        )
+        return r.c.id.in_(sub)
+
+
+def _half_precision(raw: str) -> float:
+    """Half of the last significant digit: ``100`` means [99.5, 100.5), ``1e2`` too."""
+    text = raw.lower().lstrip("+-")
+    mantissa, _, exponent = text.partition("e")
+    exp = int(exponent) if exponent else 0
+    decimals = len(mantissa.partition(".")[2]) if "." in mantissa else 0
+    return 0.5 * math.pow(10, exp - decimals)
+
+
+def _approx_margin(plo: int, phi: int) -> int:
+    now = to_micros(datetime.now(UTC))
+    gap = abs(now - plo)
+    return max(int(gap * 0.1), phi - plo + 1)
+
+
+def _compare_ranges(prefix: str, low: Any, high: Any, plo: Any, phi: Any, approx: Any) -> ColumnElement[bool]:
+    """The R4 prefix rules, comparing the indexed range [low, high] with the value's [plo, phi]."""
+    if prefix == "eq":
+        return and_(low >= plo, high <= phi)
+    if prefix == "ne":
+        return or_(low < plo, high > phi)
+    if prefix == "gt":
+        return high > phi
+    if prefix == "lt":
+        return low < plo
+    if prefix == "ge":
+        return high >= plo
+    if prefix == "le":
+        return low <= phi
+    if prefix == "sa":
+        return low > phi
+    if prefix == "eb":
+        return high < plo
+    if prefix == "ap":
+        return and_(low <= phi + approx, high >= plo - approx)
+    raise BadRequest(f"unknown search prefix {prefix!r}")
+
+
+def always() -> ColumnElement[bool]:
+    return true()

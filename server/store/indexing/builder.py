@@ -1,0 +1,83 @@
+"""Runs every indexed search parameter of a resource's type over it, once per write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.definitions.compartment import patient_compartment_params
+from server.definitions.search_parameters import SearchParameterRegistry
+from server.store.indexing import values
+
+
+@dataclass
+class IndexRows:
+    """Rows for each index table (without ``resource_pk``, which the store adds)."""
+
+    token: list[dict[str, Any]] = field(default_factory=list)
+    string: list[dict[str, Any]] = field(default_factory=list)
+    date: list[dict[str, Any]] = field(default_factory=list)
+    number: list[dict[str, Any]] = field(default_factory=list)
+    reference: list[dict[str, Any]] = field(default_factory=list)
+    uri: list[dict[str, Any]] = field(default_factory=list)
+    patients: set[str] = field(default_factory=set)
+
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        return {
+            "token": self.token, "string": self.string, "date": self.date,
+            "number": self.number, "reference": self.reference, "uri": self.uri,
+        }
+
+
+def build_rows(
+    resource: dict[str, Any], registry: SearchParameterRegistry, base_url: str | None = None
+) -> IndexRows:
+    rtype = resource["resourceType"]
+    rows = IndexRows()
+    compartment_codes = set(patient_compartment_params().get(rtype, ()))
+    for param in registry.indexed_for(rtype):
+        found = param.extract(resource)
+        if not found:
+            continue
+        pid = param.param_id
+        kind = param.type
+        seen: set[tuple[Any, ...]] = set()
+        for value in found:
+            if kind == "token":
+                for system, code, text in values.tokens(value):
+                    key = (system, code, text)
+                    if key not in seen:
+                        seen.add(key)
+                        rows.token.append({"param_id": pid, "system": system, "code": code, "text": text})
+            elif kind == "string":
+                for norm, exact in values.string_rows(value):
+                    if (norm, exact) not in seen:
+                        seen.add((norm, exact))
+                        rows.string.append({"param_id": pid, "norm": norm, "value": exact})
+            elif kind == "date":
+                for low, high in values.date_ranges(value):
+                    rows.date.append({"param_id": pid, "low": low, "high": high})
+            elif kind in ("number", "quantity"):
+                for low, high, system, code in values.numbers(value):
+                    rows.number.append({"param_id": pid, "low": low, "high": high, "system": system, "code": code})
+            elif kind == "reference":
+                for target_type, target_id, url in values.references(value, base_url):
+                    key = (target_type, target_id, url)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    rows.reference.append(
+                        {"param_id": pid, "target_type": target_type, "target_id": target_id, "url": url}
+                    )
+                    if param.code in compartment_codes and target_type == "Patient" and target_id:
+                        rows.patients.add(target_id)
+                for system, code, text in values.reference_identifiers(value):
+                    rows.token.append({"param_id": pid, "system": system, "code": code, "text": text})
+            elif kind == "uri":
+                for uri in values.uris(value):
+                    if uri not in seen:
+                        seen.add(uri)
+                        rows.uri.append({"param_id": pid, "value": uri})
+    if rtype == "Patient" and resource.get("id"):
+        rows.patients.add(resource["id"])
+    return rows

@@ -1,0 +1,1 @@
+"""Alembic migrations for the store; ``carebridge migrate`` and every start run them."""

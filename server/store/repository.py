@@ -1,0 +1,117 @@
+"""The repository: the one interface through which resources are written, read and found.
+
+Every call carries an :class:`AccessContext`. Visibility is not checked after the fact:
+:class:`~server.consent.policy.AccessPolicy` describes what the caller may see and the
+unit of work compiles that into the SQL of every query, so that a hidden resource is
+never read, counted, paged, included or listed in history.
+
+:class:`Repository` opens one database transaction per call; :meth:`Repository.unit`
+hands out a :class:`~server.store.unit.UnitOfWork` when several operations must commit
+together (a transaction Bundle, an ingest message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+
+from server.consent.context import AccessContext
+from server.consent.policy import AccessPolicy
+from server.definitions.search_parameters import SearchParameterRegistry
+from server.search.query import QueryParser, SearchQuery
+from server.store.records import HistoryPage, SearchPage, StoredResource, WriteOutcome
+from server.store.unit import UnitOfWork
+from server.validation.resource import ResourceValidator
+
+T = TypeVar("T")
+
+
+class Repository:
+    def __init__(
+        self,
+        engine: Engine,
+        registry: SearchParameterRegistry,
+        *,
+        policy: AccessPolicy | None = None,
+        validator: ResourceValidator | None = None,
+        base_url: str | None = None,
+        default_page_size: int = 50,
+        max_page_size: int = 1000,
+    ) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.policy = policy or AccessPolicy()
+        self.validator = validator or ResourceValidator()
+        self.base_url = base_url
+        self.parser = QueryParser(registry, default_page_size, max_page_size)
+        self.is_sqlite = engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def unit(self, ctx: AccessContext, *, write: bool = True) -> Iterator[UnitOfWork]:
+        """One database transaction: committed when the block ends, rolled back on error."""
+        with self.engine.connect() as conn:
+            if write and self.is_sqlite:
+                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                yield UnitOfWork(self, conn, ctx)
+
+    def _run(self, ctx: AccessContext, fn: Callable[[UnitOfWork], T], write: bool) -> T:
+        with self.unit(ctx, write=write) as u:
+            return fn(u)
+
+    # -- the interactions ----------------------------------------------------------------
+    def create(self, ctx: AccessContext, resource: dict[str, Any], if_none_exist: str | None = None) -> WriteOutcome:
+        return self._run(ctx, lambda u: u.create(resource, if_none_exist=if_none_exist), True)
+
+    def read(self, ctx: AccessContext, resource_type: str, id: str) -> StoredResource:
+        return self._run(ctx, lambda u: u.read(resource_type, id), False)
+
+    def vread(self, ctx: AccessContext, resource_type: str, id: str, version_id: str) -> StoredResource:
+        return self._run(ctx, lambda u: u.vread(resource_type, id, version_id), False)
+
+    def update(
+        self, ctx: AccessContext, resource_type: str, id: str, resource: dict[str, Any], if_match: str | None = None
+    ) -> WriteOutcome:
+        return self._run(ctx, lambda u: u.update(resource_type, id, resource, if_match=if_match), True)
+
+    def conditional_update(
+        self, ctx: AccessContext, resource_type: str, query: list[tuple[str, str]], resource: dict[str, Any]
+    ) -> WriteOutcome:
+        return self._run(ctx, lambda u: u.conditional_update(resource_type, query, resource), True)
+
+    def patch(
+        self, ctx: AccessContext, resource_type: str, id: str, operations: list[dict[str, Any]],
+        if_match: str | None = None,
+    ) -> WriteOutcome:
+        return self._run(ctx, lambda u: u.patch(resource_type, id, operations, if_match=if_match), True)
+
+    def delete(self, ctx: AccessContext, resource_type: str, id: str) -> StoredResource | None:
+        return self._run(ctx, lambda u: u.delete(resource_type, id), True)
+
+    def conditional_delete(self, ctx: AccessContext, resource_type: str, query: list[tuple[str, str]]) -> int:
+        return self._run(ctx, lambda u: u.conditional_delete(resource_type, query), True)
+
+    def history(
+        self, ctx: AccessContext, resource_type: str | None = None, id: str | None = None, *,
+        since: str | None = None, at: str | None = None, count: int = 50, offset: int = 0,
+    ) -> HistoryPage:
+        return self._run(
+            ctx, lambda u: u.history(resource_type, id, since=since, at=at, count=count, offset=offset), False
+        )
+
+    def parse_search(
+        self, resource_types: list[str], params: list[tuple[str, str]], strict: bool = False
+    ) -> SearchQuery:
+        return self.parser.parse(resource_types, params, strict=strict)
+
+    def search(self, ctx: AccessContext, query: SearchQuery, *, offset: int = 0, after: int | None = None) -> SearchPage:
+        return self._run(ctx, lambda u: u.search(query, offset=offset, after=after), False)
+
+    def everything(
+        self, ctx: AccessContext, patient_id: str, *, count: int = 50, after: int | None = None,
+        since: str | None = None,
+    ) -> SearchPage:
+        return self._run(ctx, lambda u: u.everything(patient_id, count=count, after=after, since=since), False)

@@ -1,0 +1,169 @@
+"""Tables of the store.
+
+``resource`` holds the current version of every resource (its JSON served as stored, never
+re-validated on read); ``resource_version`` holds every version, current included, for
+history and vread. The search index is split by what is stored, not by resource type:
+one table per value shape (token, string, date range, number range, reference, uri), each
+row naming the search parameter by a stable integer id. ``compartment`` lists the patients
+whose compartment a resource is in, which is what consent and ``$everything`` key on.
+Index rows exist only for current, non-deleted versions and are written in the same
+transaction as the resource.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+#: Integer primary keys: SQLite's rowid alias needs plain INTEGER; PostgreSQL gets BIGINT.
+PK = BigInteger().with_variant(Integer(), "sqlite")
+
+resource = Table(
+    "resource",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    #: microseconds since the epoch (UTC), the same instant as meta.lastUpdated
+    Column("last_updated", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    #: the current version's JSON (UTF-8 bytes); NULL once deleted
+    Column("content", LargeBinary, nullable=True),
+    UniqueConstraint("resource_type", "id", name="uq_resource_type_id"),
+)
+Index("ix_resource_type_updated", resource.c.resource_type, resource.c.last_updated)
+
+resource_version = Table(
+    "resource_version",
+    metadata,
+    Column("resource_pk", PK, primary_key=True),
+    Column("version_id", Integer, primary_key=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("last_updated", BigInteger, nullable=False),
+    #: POST, PUT, PATCH or DELETE: what made this version (history entries show it)
+    Column("method", String(8), nullable=False),
+    Column("content", LargeBinary, nullable=True),
+    #: who wrote it (client and user from the access context), for provenance of edits
+    Column("author", String(256), nullable=True),
+)
+Index("ix_version_updated", resource_version.c.last_updated)
+Index("ix_version_type_updated", resource_version.c.resource_type, resource_version.c.last_updated)
+
+token_index = Table(
+    "token_index",
+    metadata,
+    Column("resource_pk", PK, nullable=False),
+    Column("param_id", Integer, nullable=False),
+    Column("system", String(256), nullable=True),
+    Column("code", String(256), nullable=True),
+    #: display/text, normalised, for the :text modifier
+    Column("text", String(256), nullable=True),
+)
+Index("ix_token_code", token_index.c.param_id, token_index.c.code, token_index.c.system)
+Index("ix_token_pk", token_index.c.resource_pk)
+
+string_index = Table(
+    "string_index",
+    metadata,
+    Column("resource_pk", PK, nullable=False),
+    Column("param_id", Integer, nullable=False),
+    #: case and accent folded, for the default starts-with match
+    Column("norm", String(256), nullable=False),
+    #: as written, for :exact
+    Column("value", String(256), nullable=False),
+)
+Index("ix_string_norm", string_index.c.param_id, string_index.c.norm)
+Index("ix_string_pk", string_index.c.resource_pk)
+
+date_index = Table(
+    "date_index",
+    metadata,
+    Column("resource_pk", PK, nullable=False),
+    Column("param_id", Integer, nullable=False),
+    Column("low", BigInteger, nullable=False),
+    Column("high", BigInteger, nullable=False),
+)
+Index("ix_date_low", date_index.c.param_id, date_index.c.low)
+Index("ix_date_high", date_index.c.param_id, date_index.c.high)
+Index("ix_date_pk", date_index.c.resource_pk)
+
+number_index = Table(
+    "number_index",
+    metadata,
+    Column("resource_pk", PK, nullable=False),
+    Column("param_id", Integer, nullable=False),
+    Column("low", Float, nullable=False),
+    Column("high", Float, nullable=False),
+    #: for quantities: the unit's system and code
+    Column("system", String(256), nullable=True),
+    Column("code", String(64), nullable=True),
+)
+Index("ix_number_low", number_index.c.param_id, number_index.c.low)
+Index("ix_number_pk", number_index.c.resource_pk)
+
+reference_index = Table(
+    "reference_index",
+    metadata,
+    Column("resource_pk", PK, nullable=False),
+    Column("param_id", Integer, nullable=False),
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", String(64), nullable=True),
+    #: absolute or canonical references that are not local Type/id
+    Column("url", String(512), nullable=True),
+)
+Index("ix_reference_target", reference_index.c.param_id, reference_index.c.target_id, reference_index.c.target_type)
+Index("ix_reference_url", reference_index.c.param_id, reference_index.c.url)
+Index("ix_reference_pk", reference_index.c.resource_pk)
+
+uri_index = Table(
+    "uri_index",
+    metadata,
+    Column("resource_pk", PK, nullable=False),
+    Column("param_id", Integer, nullable=False),
+    Column("value", String(512), nullable=False),
+)
+Index("ix_uri_value", uri_index.c.param_id, uri_index.c.value)
+Index("ix_uri_pk", uri_index.c.resource_pk)
+
+compartment = Table(
+    "compartment",
+    metadata,
+    Column("resource_pk", PK, nullable=False),
+    Column("patient_id", String(64), nullable=False),
+)
+Index("ix_compartment_patient", compartment.c.patient_id, compartment.c.resource_pk)
+Index("ix_compartment_pk", compartment.c.resource_pk)
+
+#: What the index was built from, so that a changed SearchParameter is noticed and reindexed.
+search_param_state = Table(
+    "search_param_state",
+    metadata,
+    Column("param_id", Integer, primary_key=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("code", String(128), nullable=False),
+    Column("expression_hash", String(64), nullable=False),
+)
+
+INDEX_TABLES = {
+    "token": token_index,
+    "string": string_index,
+    "date": date_index,
+    "number": number_index,
+    "reference": reference_index,
+    "uri": uri_index,
+}
