@@ -27,8 +27,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
+    from carebridge.serving import serve
     from server.store.engine import make_engine, migrate
 
     engine = make_engine(settings.database_url)
@@ -49,18 +48,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     workers = settings.workers
     print(f"carebridge: serving {settings.fhir_base_url} ({workers} worker{'s' if workers > 1 else ''}, "
           f"store {settings.database_url})", flush=True)
-    uvicorn.run(
-        "server.api.asgi:app_factory",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers if workers > 1 else None,
-        log_level=args.log_level,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=10,
-    )
+    serve("server.api.asgi:app_factory", host=settings.host, port=settings.port, workers=workers,
+          log_level=args.log_level)
+    print("carebridge: stopped", flush=True)
     return 0
 
 

@@ -28,6 +28,7 @@ from server.auth.tokens import TokenService
 from server.definitions.search_parameters import default_registry
 from server.fhir.errors import FhirError, MethodNotAllowed, NotFound
 from server.store.engine import make_engine, migrate
+from server.store.reindex import check_definitions
 from server.store.repository import Repository
 
 log = logging.getLogger("carebridge.api")
@@ -75,6 +76,7 @@ def build_state(settings: Settings) -> ApiState:
     engine = make_engine(settings.database_url)
     migrate(engine)
     registry = default_registry()
+    check_definitions(engine, registry)
     repository = Repository(
         engine, registry, base_url=settings.fhir_base_url,
         default_page_size=settings.default_page_size, max_page_size=settings.max_page_size,
