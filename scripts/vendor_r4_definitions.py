@@ -117,6 +117,7 @@ SUPPORTED_TYPES: Final = (
 ABSTRACT_TYPES: Final = frozenset({"Resource", "DomainResource"})
 
 MAX_DESCRIPTION_CHARS: Final = 300
+ELLIPSIS: Final = "..."
 # Dropped from each SearchParameter to keep the vendored file small.
 DROPPED_SEARCH_PARAMETER_KEYS: Final = frozenset({"text", "xpath"})
 
@@ -141,7 +142,11 @@ FHIRPATH_SYSTEM: Final = "http://hl7.org/fhirpath/System."
 FHIR_TYPE_EXTENSION: Final = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
 REGEX_EXTENSION: Final = "http://hl7.org/fhir/StructureDefinition/regex"
 # JSON kind of a primitive by the FHIRPath type of its value; others are strings.
-SYSTEM_JSON_KINDS: Final[Mapping[str, str]] = {"Boolean": "boolean", "Integer": "integer", "Decimal": "number"}
+SYSTEM_JSON_KINDS: Final[Mapping[str, str]] = {
+    "Boolean": "boolean",
+    "Integer": "integer",
+    "Decimal": "number",
+}
 # R4 gives only `integer` a range (minValueInteger/maxValueInteger); its
 # subtypes narrow the lower bound through their regexes.
 INTEGER_LOWER_BOUNDS: Final[Mapping[str, int]] = {"positiveInt": 1, "unsignedInt": 0}
@@ -149,12 +154,18 @@ INTEGER_LOWER_BOUNDS: Final[Mapping[str, int]] = {"positiveInt": 1, "unsignedInt
 # element-definitions.json. Found by comparing the snapshots with the
 # package's dataelements.json, which is HL7's file unchanged.
 NON_R4_ELEMENTS: Final = frozenset(
-    f"Meta.{name}" for name in ("project", "author", "onBehalfOf", "account", "accounts", "compartment", "deleted")
+    f"Meta.{name}"
+    for name in ("project", "author", "onBehalfOf", "account", "accounts", "compartment", "deleted")
 )
 # path -> (the package's type, HL7's R4 type)
 NON_R4_TYPES: Final[Mapping[str, tuple[str, str]]] = {
     "Bundle.entry.response.outcome": ("OperationOutcome", "Resource"),
 }
+# HL7's own R4 snapshots type the logical id of every resource (Resource.id)
+# as System.String with FHIR type `string`; the R4 resource pages and
+# fhir.schema.json give it type `id` (64 characters of [A-Za-z0-9.-]).
+RESOURCE_ID: Final = "Resource.id"
+RESOURCE_ID_TYPES: Final = (["string"], ["id"])
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 DEFAULT_OUT: Final = REPO_ROOT / "profiles" / "r4"
@@ -256,12 +267,24 @@ def bundle_resources(bundle: JSON) -> Iterator[JSON]:
 # --------------------------------------------------------------------------
 
 
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, "..." included: at its last line
+    break if that keeps half of them (whole list items), else at a space."""
+    cut = text[: limit - len(ELLIPSIS)]
+    line_end = cut.rfind("\n")
+    if line_end >= limit // 2:
+        return cut[:line_end].rstrip() + ELLIPSIS
+    head, space, _ = cut.rpartition(" ")
+    return (head if space else cut).rstrip() + ELLIPSIS
+
+
 def trim_search_parameter(resource: JSON, bases: list[str]) -> JSON:
     trimmed = {key: value for key, value in resource.items() if key not in DROPPED_SEARCH_PARAMETER_KEYS}
     trimmed["base"] = bases
     description = trimmed.get("description")
     if isinstance(description, str) and len(description) > MAX_DESCRIPTION_CHARS:
-        del trimmed["description"]
+        # SearchParameter.description is required (1..1): shorten it, do not drop it.
+        trimmed["description"] = shorten(description, MAX_DESCRIPTION_CHARS)
     return trimmed
 
 
@@ -579,11 +602,12 @@ def type_code(element_type: JSON) -> str:
 
 @dataclass
 class R4Corrections:
-    """Undoes the package's changes to HL7's snapshots, and checks each one is
-    still there to undo, so that a new package version cannot change the
-    table silently."""
+    """Brings the snapshots back to R4: undoes the package's changes to HL7's
+    files and types ``Resource.id`` as ``id``. Each correction must find what
+    it corrects, so that a new package version cannot change the table
+    silently."""
 
-    pending: set[str] = field(default_factory=lambda: {*NON_R4_ELEMENTS, *NON_R4_TYPES})
+    pending: set[str] = field(default_factory=lambda: {*NON_R4_ELEMENTS, *NON_R4_TYPES, RESOURCE_ID})
 
     def keep(self, path: str) -> bool:
         if path in NON_R4_ELEMENTS:
@@ -591,7 +615,14 @@ class R4Corrections:
             return False
         return True
 
-    def types(self, path: str, types: list[str]) -> list[str]:
+    def types(self, element: JSON, types: list[str]) -> list[str]:
+        path = element["path"]
+        if element.get("base", {}).get("path") == RESOURCE_ID:
+            found_id, r4_id = RESOURCE_ID_TYPES
+            if types != found_id:
+                raise VendorError(f"{path} has types {types}; expected {found_id}")
+            self.pending.discard(RESOURCE_ID)
+            return r4_id
         fix = NON_R4_TYPES.get(path)
         if fix is None:
             return types
@@ -626,7 +657,7 @@ def compile_elements(definition: JSON, datatypes: Mapping[str, JSON], correction
             entry["types"] = compiled[target]["types"]
             entry["ref"] = target
         else:
-            types = corrections.types(path, [type_code(t) for t in element.get("type", [])])
+            types = corrections.types(element, [type_code(t) for t in element.get("type", [])])
             if not types:
                 raise VendorError(f"{path} has neither a type nor a contentReference")
             entry["types"] = types
@@ -636,8 +667,8 @@ def compile_elements(definition: JSON, datatypes: Mapping[str, JSON], correction
                 t["code"]: name
                 for t in element.get("type", [])
                 for profile in t.get("profile", [])
-                if (name := profile.removeprefix(STRUCTURE_DEFINITION_BASE)) in datatypes
-                and profile.startswith(STRUCTURE_DEFINITION_BASE)
+                if profile.startswith(STRUCTURE_DEFINITION_BASE)
+                and (name := profile.removeprefix(STRUCTURE_DEFINITION_BASE)) in datatypes
             }
             if profiles:
                 entry["profiles"] = profiles
@@ -714,7 +745,8 @@ def build_element_definitions(files: Mapping[str, bytes]) -> JSON:
     corrections = R4Corrections()
 
     resources = {
-        name: compile_elements(resource_defs[name], datatypes, corrections) for name in STRUCTURE_RESOURCE_TYPES
+        name: compile_elements(resource_defs[name], datatypes, corrections)
+        for name in STRUCTURE_RESOURCE_TYPES
     }
     compiled_types: JSON = {}
     pending = [t for elements in resources.values() for t in used_datatypes(elements)]
@@ -802,8 +834,10 @@ by `scripts/vendor_r4_definitions.py`. Do not edit them by hand.
 
 - `search-parameters.json`: a Bundle (`collection`) of the {search_count}
   SearchParameter resources whose `base` names a supported type, with `base`
-  trimmed to those types. `text`, `xpath` and descriptions longer than
-  {max_description} characters are dropped; the rest is unchanged.
+  trimmed to those types. `text` and `xpath` are dropped; descriptions
+  longer than {max_description} characters ({shortened_count}, mostly lists of
+  "Multiple Resources") are cut at a line or word to end in `...` within
+  that length (`description` is required). The rest is unchanged.
 - `compartmentdefinition-patient.json`: the Patient CompartmentDefinition,
   byte for byte.
 - `required-bindings.json`: every `code`, `Coding` or `CodeableConcept`
@@ -820,13 +854,13 @@ by `scripts/vendor_r4_definitions.py`. Do not edit them by hand.
   resource types (the supported ones, Bundle, OperationOutcome and
   Parameters) and of the {datatype_count} complex datatypes they use,
   transitively (`Extension.value[x]` admits most datatypes, so nearly all),
-  compiled from the snapshots. Each type maps the path
-  of an element, relative to the type (`name`, `contact.name`,
-  `deceased[x]`), to its `types`, `min` and `max`: choice elements list all
-  their types, the children of a BackboneElement (or Element) follow under
-  its path, `ref` names the element whose children a `contentReference`
-  element shares (`item.item` -> `item`) and `profiles` the core profile a
-  type is constrained to (`Quantity` -> `SimpleQuantity`). `primitives`
+  compiled from the snapshots. Each type maps the path of an element,
+  relative to the type (`name`, `contact.name`, `deceased[x]`), to its
+  `types`, `min` and `max`: choice elements list all their types, the
+  children of a BackboneElement (or Element) follow under its path, `ref`
+  names the element whose children a `contentReference` element shares
+  (`item.item` -> `item`) and `profiles` the core profile a type is
+  constrained to (`Quantity` -> `SimpleQuantity`). `primitives`
   gives each primitive type's JSON kind (`boolean`, `integer`, `number` or
   `string`), its R4 regex, the range of the integer types, and
   `"extensions": false` for xhtml, which takes no `_div`. R4 types the
@@ -862,7 +896,9 @@ The package's snapshots add seven elements to Meta (`project`, `author`,
 `Bundle.entry.response.outcome` as `OperationOutcome` where R4 has
 `Resource` (found by comparing them with the package's `dataelements.json`,
 which is HL7's). `element-definitions.json` leaves the Meta elements out and
-restores `Resource`; none of them has a binding.
+restores `Resource`; none of them has a binding. It also types the logical
+id of resources (`Resource.id`) as `id`, as the R4 resource pages and JSON
+schema do, where HL7's snapshots have `System.String` (FHIR type `string`).
 
 The package's other changes (`DetectedIssue-status` and R5
 `DeviceDefinition-classification` parameters; its own `Bot` and
@@ -887,12 +923,13 @@ The same input always produces byte-identical files.
 """
 
 
-def build_readme(search: JSON, bindings: JSON, elements: JSON) -> bytes:
+def build_readme(search: JSON, shortened: int, bindings: JSON, elements: JSON) -> bytes:
     def count(section: str) -> int:
         return sum(len(entries) for entries in bindings[section].values())
 
     text = README_TEMPLATE.format(
         search_count=len(search["entry"]),
+        shortened_count=shortened,
         max_description=MAX_DESCRIPTION_CHARS,
         supported_types=", ".join(SUPPORTED_TYPES),
         resource_binding_count=count("resources"),
@@ -916,7 +953,14 @@ def build_outputs(files: Mapping[str, bytes]) -> dict[str, bytes]:
     compartment = load_json(files, "compartmentdefinition-patient.json")
     if compartment.get("resourceType") != "CompartmentDefinition":
         raise VendorError("compartmentdefinition-patient.json is not a CompartmentDefinition")
-    search = build_search_parameters(load_json(files, "search-parameters.json"))
+    source = load_json(files, "search-parameters.json")
+    search = build_search_parameters(source)
+    kept = {entry["fullUrl"] for entry in search["entry"]}
+    shortened = sum(
+        1
+        for resource in bundle_resources(source)
+        if resource.get("url") in kept and len(resource.get("description", "")) > MAX_DESCRIPTION_CHARS
+    )
     bindings = build_required_bindings(files)
     elements = build_element_definitions(files)
     return {
@@ -925,7 +969,7 @@ def build_outputs(files: Mapping[str, bytes]) -> dict[str, bytes]:
         "required-bindings.json": render(bindings),
         # file, section, type, element: one element a line
         "element-definitions.json": render_compact(elements, 3),
-        "README.md": build_readme(search, bindings, elements),
+        "README.md": build_readme(search, shortened, bindings, elements),
     }
 
 

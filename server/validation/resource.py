@@ -81,7 +81,7 @@ class ResourceValidator:
             try:
                 from server.validation.structure import StructureValidator
             except ImportError:  # pragma: no cover - the structure checker ships with the server
-                StructureValidator = None  # type: ignore[assignment,misc]  # noqa: N806
+                StructureValidator = None  # type: ignore[assignment,misc]
             if StructureValidator is not None:
                 self._structure = StructureValidator()
 
