@@ -28,7 +28,7 @@ from server.store.engine import make_engine, migrate
 from server.store.indexing import build_rows
 from server.store.reindex import check_definitions
 from server.store.repository import Repository
-from server.store.schema import INDEX_TABLES, compartment, resource, resource_version
+from server.store.schema import resource, resource_version
 from server.store.unit import ID_PATTERN
 
 
@@ -126,20 +126,13 @@ class BulkLoader:
              "last_updated": micros, "method": "POST", "content": row["content"], "author": self.ctx.author}
             for pk, row in zip(pks, rows, strict=True)
         ])
-        tables: dict[str, list[dict[str, Any]]] = {name: [] for name in INDEX_TABLES}
-        members: list[dict[str, Any]] = []
+        tables: dict[str, list[dict[str, Any]]] = {}
         for pk, body in zip(pks, bodies, strict=True):
             index = build_rows(body, self.repo.registry, self.repo.base_url)
-            for name, found in index.tables().items():
-                for item in found:
-                    item["resource_pk"] = pk
-                tables[name].extend(found)
-            members.extend({"resource_pk": pk, "patient_id": p} for p in index.patients)
-        for name, found in tables.items():
-            if found:
-                conn.execute(insert(INDEX_TABLES[name]), found)
-        if members:
-            conn.execute(insert(compartment), members)
+            own = body["id"] if body["resourceType"] == "Patient" else None
+            for name, found in index.with_key(pk, own).items():
+                tables.setdefault(name, []).extend(found)
+        self.repo.writer.insert_rows(conn, tables)
 
     def load_files(self, files: list[Path], batch_size: int = 1000, progress: bool = True) -> ImportReport:
         report = ImportReport()

@@ -22,6 +22,7 @@ from server.store.indexing import build_rows
 from server.store.schema import INDEX_TABLES, compartment, resource, search_param_state
 
 log = logging.getLogger("carebridge.store")
+_TABLES = {t.name: t for t in (*INDEX_TABLES.values(), compartment)}
 
 
 def stale_params(conn: Connection, registry: SearchParameterRegistry) -> list[SearchParam]:
@@ -80,19 +81,19 @@ def reindex_params(
                 conn.execute(delete(table).where(table.c.resource_pk.in_(pks), table.c.param_id.in_(ids)))
             if full:
                 conn.execute(delete(compartment).where(compartment.c.resource_pk.in_(pks)))
-            tables: dict[str, list[dict[str, object]]] = {n: [] for n in INDEX_TABLES}
-            members = []
+            tables: dict[str, list[dict[str, object]]] = {}
             for r in rows:
-                built = build_rows(orjson.loads(r.content), registry, base_url)
-                for name, found in built.tables().items():
-                    tables[name].extend(dict(item, resource_pk=r.pk) for item in found if item["param_id"] in ids)
-                if full:
-                    members.extend({"resource_pk": r.pk, "patient_id": p} for p in built.patients)
+                body = orjson.loads(r.content)
+                built = build_rows(body, registry, base_url)
+                for name, found in built.with_key(r.pk, body.get("id") if rtype == "Patient" else None).items():
+                    if name == "compartment":
+                        if full:
+                            tables.setdefault(name, []).extend(found)
+                        continue
+                    tables.setdefault(name, []).extend(x for x in found if x["param_id"] in ids)
             for name, found in tables.items():
                 if found:
-                    conn.execute(insert(INDEX_TABLES[name]), found)
-            if members:
-                conn.execute(insert(compartment), members)
+                    conn.execute(insert(_TABLES[name]), found)
             done += len(rows)
             last = pks[-1]
     return done

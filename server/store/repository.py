@@ -23,7 +23,8 @@ from server.consent.policy import AccessPolicy
 from server.definitions.search_parameters import SearchParameterRegistry
 from server.search.query import QueryParser, SearchQuery
 from server.store.records import HistoryPage, SearchPage, StoredResource, WriteOutcome
-from server.store.unit import UnitOfWork
+from server.store.unit import UnitOfWork, prepare
+from server.store.writer import RowWriter
 from server.validation.resource import ResourceValidator
 
 T = TypeVar("T")
@@ -48,6 +49,7 @@ class Repository:
         self.base_url = base_url
         self.parser = QueryParser(registry, default_page_size, max_page_size)
         self.is_sqlite = engine.dialect.name == "sqlite"
+        self.writer = RowWriter(engine.dialect)
 
     @contextmanager
     def unit(self, ctx: AccessContext, *, write: bool = True) -> Iterator[UnitOfWork]:
@@ -64,7 +66,8 @@ class Repository:
 
     # -- the interactions ----------------------------------------------------------------
     def create(self, ctx: AccessContext, resource: dict[str, Any], if_none_exist: str | None = None) -> WriteOutcome:
-        return self._run(ctx, lambda u: u.create(resource, if_none_exist=if_none_exist), True)
+        prepared = prepare(self, resource)  # before the write lock: see PreparedResource
+        return self._run(ctx, lambda u: u.create(resource, if_none_exist=if_none_exist, prepared=prepared), True)
 
     def read(self, ctx: AccessContext, resource_type: str, id: str) -> StoredResource:
         return self._run(ctx, lambda u: u.read(resource_type, id), False)
@@ -75,7 +78,10 @@ class Repository:
     def update(
         self, ctx: AccessContext, resource_type: str, id: str, resource: dict[str, Any], if_match: str | None = None
     ) -> WriteOutcome:
-        return self._run(ctx, lambda u: u.update(resource_type, id, resource, if_match=if_match), True)
+        prepared = prepare(self, resource, resource_type)
+        return self._run(
+            ctx, lambda u: u.update(resource_type, id, resource, if_match=if_match, prepared=prepared), True
+        )
 
     def conditional_update(
         self, ctx: AccessContext, resource_type: str, query: list[tuple[str, str]], resource: dict[str, Any]

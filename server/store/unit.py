@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 import zlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import jsonpatch
@@ -20,10 +21,8 @@ from sqlalchemy import (
     Connection,
     FromClause,
     and_,
-    delete,
     false,
     func,
-    insert,
     or_,
     select,
     text,
@@ -46,7 +45,7 @@ from server.fhir.errors import (
 )
 from server.search.query import Clause, Include, SearchQuery
 from server.search.sql import SqlCompiler
-from server.store.indexing import build_rows
+from server.store.indexing import IndexRows, build_rows
 from server.store.records import HistoryPage, SearchPage, StoredResource, WriteOutcome
 from server.store.schema import INDEX_TABLES, compartment, reference_index, resource, resource_version
 
@@ -57,6 +56,32 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _COLUMNS = (resource.c.pk, resource.c.resource_type, resource.c.id, resource.c.version_id,
             resource.c.last_updated, resource.c.content, resource.c.deleted)
 MAX_INCLUDE_ROUNDS = 4
+
+
+@dataclass(frozen=True)
+class PreparedResource:
+    """A resource checked and indexed before its transaction starts.
+
+    Validation and index building are most of a write's CPU; doing them before the
+    store's write lock is taken lets several workers do that work at once.
+    """
+
+    resource_type: str
+    resource: dict[str, Any]
+    rows: IndexRows
+
+
+def prepare(repo: Repository, res: Any, rtype: str | None = None) -> PreparedResource:
+    """Check ``res`` (type, validity) and compute its index rows; raises the FHIR error to answer."""
+    if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
+        raise BadRequest("the body is not a FHIR resource (no resourceType)")
+    actual = res["resourceType"]
+    if rtype is not None and actual != rtype:
+        raise BadRequest(f"the body is a {actual}, but the URL names {rtype}")
+    if actual not in RESOURCE_TYPES:
+        raise NotFound(f"resource type {actual!r} is not served here")
+    repo.validator.validate(res)
+    return PreparedResource(actual, res, build_rows(res, repo.registry, repo.base_url))
 
 
 def _stored(row: Any) -> StoredResource:
@@ -153,20 +178,18 @@ class UnitOfWork:
         return StoredResource(rtype, id, ver.version_id, ver.last_updated, ver.content, False, ver.method, row.pk)
 
     # -- writes ------------------------------------------------------------------------------
-    def _prepare(self, res: dict[str, Any], rtype: str | None = None) -> str:
-        if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
-            raise BadRequest("the body is not a FHIR resource (no resourceType)")
-        actual = res["resourceType"]
-        if rtype is not None and actual != rtype:
-            raise BadRequest(f"the body is a {actual}, but the URL names {rtype}")
-        if actual not in RESOURCE_TYPES:
-            raise NotFound(f"resource type {actual!r} is not served here")
-        self.repo.validator.validate(res)
-        return actual
+    def _prepare(self, res: dict[str, Any], rtype: str | None = None,
+                 prepared: PreparedResource | None = None) -> PreparedResource:
+        if prepared is not None and prepared.resource is res:
+            if rtype is not None and prepared.resource_type != rtype:
+                raise BadRequest(f"the body is a {prepared.resource_type}, but the URL names {rtype}")
+            return prepared
+        return prepare(self.repo, res, rtype)
 
     def _write(
-        self, rtype: str, id: str, res: dict[str, Any], method: str, prev: Any | None
+        self, rtype: str, id: str, prepared: PreparedResource, method: str, prev: Any | None
     ) -> StoredResource:
+        res = prepared.resource
         version = (prev.version_id + 1) if prev is not None else 1
         stamp, micros = now_instant()
         if prev is not None and micros <= prev.last_updated:
@@ -177,43 +200,30 @@ class UnitOfWork:
         body = {"resourceType": rtype, "id": id, "meta": meta}
         body.update((k, v) for k, v in res.items() if k not in ("resourceType", "id", "meta"))
         content = orjson.dumps(body)
-        r = resource.c
+        writer = self.repo.writer
         if prev is None:
-            pk = self.conn.execute(
-                insert(resource).values(resource_type=rtype, id=id, version_id=version,
-                                        last_updated=micros, deleted=False, content=content)
-                .returning(r.pk)
-            ).scalar_one()
+            pk = writer.insert_resource(self.conn, {
+                "resource_type": rtype, "id": id, "version_id": version, "last_updated": micros,
+                "deleted": False, "content": content,
+            })
         else:
             pk = prev.pk
+            r = resource.c
             done = self.conn.execute(
                 update(resource).where(r.pk == pk, r.version_id == prev.version_id)
                 .values(version_id=version, last_updated=micros, deleted=False, content=content)
             )
             if done.rowcount != 1:
                 raise Conflict(f"{rtype}/{id} was changed by another request; retry with its new version")
-            self._clear_index(pk)
-        self.conn.execute(insert(resource_version).values(
-            resource_pk=pk, version_id=version, resource_type=rtype, id=id, last_updated=micros,
-            method=method, content=content, author=self.ctx.author,
-        ))
-        self._write_index(pk, body)
+            writer.clear_index(self.conn, pk)
+        tables = prepared.rows.with_key(pk, id if rtype == "Patient" else None)
+        tables["resource_version"] = [{
+            "resource_pk": pk, "version_id": version, "resource_type": rtype, "id": id,
+            "last_updated": micros, "method": method, "content": content, "author": self.ctx.author,
+        }]
+        writer.insert_rows(self.conn, tables)
         self._check_writable(rtype, pk, "c" if prev is None else "u")
         return StoredResource(rtype, id, version, micros, content, False, method, pk)
-
-    def _write_index(self, pk: int, body: dict[str, Any]) -> None:
-        rows = build_rows(body, self.repo.registry, self.repo.base_url)
-        for name, items in rows.tables().items():
-            if items:
-                for item in items:
-                    item["resource_pk"] = pk
-                self.conn.execute(insert(INDEX_TABLES[name]), items)
-        if rows.patients:
-            self.conn.execute(insert(compartment), [{"resource_pk": pk, "patient_id": p} for p in rows.patients])
-
-    def _clear_index(self, pk: int) -> None:
-        for table in (*INDEX_TABLES.values(), compartment):
-            self.conn.execute(delete(table).where(table.c.resource_pk == pk))
 
     def _lock(self, key: str) -> None:
         """Serialise conditional writes on the same condition (PostgreSQL; SQLite's writer lock
@@ -228,8 +238,12 @@ class UnitOfWork:
         parsed.count = 2
         return self.search(parsed).matches
 
-    def create(self, res: dict[str, Any], *, if_none_exist: str | None = None, id: str | None = None) -> WriteOutcome:
-        rtype = self._prepare(res)
+    def create(
+        self, res: dict[str, Any], *, if_none_exist: str | None = None, id: str | None = None,
+        prepared: PreparedResource | None = None,
+    ) -> WriteOutcome:
+        prepared = self._prepare(res, prepared=prepared)
+        rtype = prepared.resource_type
         self.policy.require(self.ctx, "c", rtype)
         if if_none_exist:
             from urllib.parse import parse_qsl
@@ -242,12 +256,13 @@ class UnitOfWork:
             if found:
                 return WriteOutcome(found[0], created=False, matched=True)
         new_id = id or str(uuid.uuid4())
-        return WriteOutcome(self._write(rtype, new_id, res, "POST", None), created=True)
+        return WriteOutcome(self._write(rtype, new_id, prepared, "POST", None), created=True)
 
     def update(
-        self, rtype: str, id: str, res: dict[str, Any], *, if_match: str | None = None, method: str = "PUT"
+        self, rtype: str, id: str, res: dict[str, Any], *, if_match: str | None = None, method: str = "PUT",
+        prepared: PreparedResource | None = None,
     ) -> WriteOutcome:
-        self._prepare(res, rtype)
+        prepared = self._prepare(res, rtype, prepared)
         if res.get("id") != id:
             raise BadRequest(f"the resource's id ({res.get('id')!r}) must match the URL's ({id!r})")
         if not ID_PATTERN.match(id):
@@ -269,19 +284,19 @@ class UnitOfWork:
                 )
         if prev is not None and not prev.deleted and _same_content(prev.content, res):
             return WriteOutcome(_stored(prev), created=False, matched=True)
-        stored = self._write(rtype, id, res, method, prev)
+        stored = self._write(rtype, id, prepared, method, prev)
         return WriteOutcome(stored, created=prev is None or bool(prev.deleted))
 
     def conditional_update(self, rtype: str, query: list[tuple[str, str]], res: dict[str, Any]) -> WriteOutcome:
-        self._prepare(res, rtype)
+        prepared = self._prepare(res, rtype)
         self._lock(f"{rtype}?{sorted(query)}")
         found = self._match(rtype, query, "a conditional update")
         if len(found) > 1:
             raise PreconditionFailed(f"the condition matches more than one {rtype}")
         if not found:
             if res.get("id"):
-                return self.update(rtype, res["id"], res)
-            return self.create(res)
+                return self.update(rtype, res["id"], res, prepared=prepared)
+            return self.create(res, prepared=prepared)
         target = found[0]
         if res.get("id") not in (None, target.id):
             raise BadRequest(f"the resource's id {res.get('id')!r} differs from the matched {rtype}/{target.id}")
@@ -316,11 +331,11 @@ class UnitOfWork:
         )
         if done.rowcount != 1:
             raise Conflict(f"{rtype}/{id} was changed by another request")
-        self.conn.execute(insert(resource_version).values(
-            resource_pk=row.pk, version_id=version, resource_type=rtype, id=id, last_updated=micros,
-            method="DELETE", content=None, author=self.ctx.author,
-        ))
-        self._clear_index(row.pk)
+        self.repo.writer.clear_index(self.conn, row.pk)
+        self.repo.writer.insert_rows(self.conn, {"resource_version": [{
+            "resource_pk": row.pk, "version_id": version, "resource_type": rtype, "id": id,
+            "last_updated": micros, "method": "DELETE", "content": None, "author": self.ctx.author,
+        }]})
         return StoredResource(rtype, id, version, micros, None, True, "DELETE", row.pk)
 
     def conditional_delete(self, rtype: str, query: list[tuple[str, str]]) -> int:

@@ -28,6 +28,20 @@ class IndexRows:
             "number": self.number, "reference": self.reference, "uri": self.uri,
         }
 
+    def with_key(self, pk: int, own_patient_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Rows for each table (by table name) carrying ``resource_pk``, ready to insert.
+
+        ``own_patient_id`` puts a Patient in its own compartment (its id may be assigned
+        only after the rows were built)."""
+        out = {f"{name}_index": [dict(row, resource_pk=pk) for row in rows]
+               for name, rows in self.tables().items() if rows}
+        patients = set(self.patients)
+        if own_patient_id:
+            patients.add(own_patient_id)
+        if patients:
+            out["compartment"] = [{"resource_pk": pk, "patient_id": p} for p in sorted(patients)]
+        return out
+
 
 def build_rows(
     resource: dict[str, Any], registry: SearchParameterRegistry, base_url: str | None = None
@@ -78,6 +92,4 @@ def build_rows(
                     if uri not in seen:
                         seen.add(uri)
                         rows.uri.append({"param_id": pid, "value": uri})
-    if rtype == "Patient" and resource.get("id"):
-        rows.patients.add(resource["id"])
     return rows
