@@ -35,6 +35,7 @@ def serve(app: str, *, host: str, port: int, workers: int, log_level: str) -> No
     config = uvicorn.Config(
         app, factory=True, host=host, port=port, workers=workers, log_level=log_level, access_log=False,
         loop="uvloop", http="httptools", timeout_graceful_shutdown=10, lifespan="on",
+        timeout_keep_alive=75,
     )
     server = QuietServer(config)
     if workers <= 1:

@@ -28,6 +28,7 @@ from server.auth.tokens import TokenService
 from server.definitions.search_parameters import default_registry
 from server.fhir.errors import FhirError, MethodNotAllowed, NotFound
 from server.store.engine import make_engine, migrate
+from server.store.group_commit import GroupCommitter
 from server.store.reindex import check_definitions
 from server.store.repository import Repository
 
@@ -81,12 +82,14 @@ def build_state(settings: Settings) -> ApiState:
         engine, registry, base_url=settings.fhir_base_url,
         default_page_size=settings.default_page_size, max_page_size=settings.max_page_size,
     )
+    sqlite = engine.dialect.name == "sqlite"
     return ApiState(
         settings=settings,
         repository=repository,
         tokens=TokenService(settings.var_dir),
         pages=PageSigner(link_secret(settings.var_dir)),
-        inline_store=engine.dialect.name == "sqlite",
+        inline_store=sqlite,
+        writes=GroupCommitter(repository) if sqlite else None,
     )
 
 

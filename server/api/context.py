@@ -14,7 +14,9 @@ from server.api.paging import PageSigner
 from server.auth.tokens import TokenService
 from server.consent.context import AccessContext
 from server.fhir.errors import Unauthorized
+from server.store.group_commit import GroupCommitter
 from server.store.repository import Repository
+from server.store.unit import UnitOfWork
 
 T = TypeVar("T")
 
@@ -27,10 +29,18 @@ class ApiState:
     pages: PageSigner
     #: run store calls on the event loop (SQLite: short, local calls) or on worker threads
     inline_store: bool = True
+    #: batches concurrent single-resource writes into one commit (SQLite)
+    writes: GroupCommitter | None = None
 
     @property
     def base(self) -> str:
         return self.settings.fhir_base_url
+
+    async def write(self, ctx: AccessContext, fn: Callable[[UnitOfWork], T]) -> T:
+        """Run one write in a transaction of its own, or in a savepoint of a group commit."""
+        if self.writes is not None:
+            return await self.writes.submit(ctx, fn)
+        return await self.call(self.repository.write, ctx, fn)
 
     async def call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         if self.inline_store:

@@ -21,6 +21,7 @@ from server.api.http import (
 from server.definitions.search_parameters import RESOURCE_TYPES
 from server.fhir.errors import BadRequest, MethodNotAllowed, NotFound, information
 from server.search.query import encode_pairs, params_from_pairs
+from server.store.unit import prepare
 
 
 def resource_type(name: str) -> str:
@@ -74,7 +75,9 @@ async def update(request: Request) -> Response:
     rtype, id = resource_type(request.path_params["type"]), request.path_params["id"]
     _check_id(rtype, id)
     body = await json_body(request)
-    outcome = await api.call(api.repository.update, ctx, rtype, id, body, request.headers.get("if-match"))
+    prepared = prepare(api.repository, body, rtype)
+    if_match = request.headers.get("if-match")
+    outcome = await api.write(ctx, lambda u: u.update(rtype, id, body, if_match=if_match, prepared=prepared))
     stored = outcome.stored
     status = 201 if outcome.created else 200
     return write_response(request, stored, status, _location(api, rtype, stored.id, stored.version_id))
@@ -91,7 +94,8 @@ async def patch(request: Request) -> Response:
     ops = await json_body(request)
     if not isinstance(ops, list):
         raise BadRequest("a JSON Patch is an array of operations")
-    outcome = await api.call(api.repository.patch, ctx, rtype, id, ops, request.headers.get("if-match"))
+    if_match = request.headers.get("if-match")
+    outcome = await api.write(ctx, lambda u: u.patch(rtype, id, ops, if_match=if_match))
     return write_response(request, outcome.stored, 200, _location(api, rtype, id, outcome.stored.version_id))
 
 
@@ -99,7 +103,7 @@ async def delete(request: Request) -> Response:
     api, ctx = state(request), access_context(request)
     rtype, id = resource_type(request.path_params["type"]), request.path_params["id"]
     _check_id(rtype, id)
-    gone = await api.call(api.repository.delete, ctx, rtype, id)
+    gone = await api.write(ctx, lambda u: u.delete(rtype, id))
     headers = {"ETag": gone.etag} if gone is not None else {}
     message = f"{rtype}/{id} deleted" if gone is not None else f"{rtype}/{id} was not there to delete"
     return fhir_response(information(message), 200, headers)
@@ -113,7 +117,9 @@ async def create(request: Request) -> Response:
     body = await json_body(request)
     if isinstance(body, dict) and body.get("resourceType") not in (None, rtype):
         raise BadRequest(f"the body is a {body.get('resourceType')}, but the URL names {rtype}")
-    outcome = await api.call(api.repository.create, ctx, body, request.headers.get("if-none-exist"))
+    prepared = prepare(api.repository, body, rtype)
+    if_none_exist = request.headers.get("if-none-exist")
+    outcome = await api.write(ctx, lambda u: u.create(body, if_none_exist=if_none_exist, prepared=prepared))
     stored = outcome.stored
     location = _location(api, rtype, stored.id, stored.version_id)
     return write_response(request, stored, 201 if outcome.created else 200, location)
@@ -127,7 +133,7 @@ async def conditional_update(request: Request) -> Response:
     if not query:
         raise MethodNotAllowed("PUT on a type needs search criteria (conditional update)")
     body = await json_body(request)
-    outcome = await api.call(api.repository.conditional_update, ctx, rtype, query, body)
+    outcome = await api.write(ctx, lambda u: u.conditional_update(rtype, query, body))
     stored = outcome.stored
     return write_response(request, stored, 201 if outcome.created else 200,
                           _location(api, rtype, stored.id, stored.version_id))
@@ -139,7 +145,7 @@ async def conditional_delete(request: Request) -> Response:
     query = params_from_pairs(list(request.query_params.multi_items()))
     if not query:
         raise MethodNotAllowed("DELETE on a type needs search criteria (conditional delete)")
-    n = await api.call(api.repository.conditional_delete, ctx, rtype, query)
+    n = await api.write(ctx, lambda u: u.conditional_delete(rtype, query))
     return fhir_response(information(f"{n} {rtype} deleted"), 200)
 
 

@@ -167,8 +167,28 @@ def _reference_type(reference: Any, declared: Any) -> str | None:
     return None
 
 
+_EXISTS_NOT_FALSE = re.compile(r"^(?P<path>[A-Za-z.]+)\.exists\(\) and (?P=path) != false$")
+
+
+def _compile_exists_not_false(expression: str, resource_type: str) -> Extractor | None:
+    """``X.exists() and X != false``: R4's idiom for "deceased", true for a date or ``true``."""
+    m = _EXISTS_NOT_FALSE.match(expression.strip())
+    walk = _compile_simple(m.group("path"), resource_type) if m else None
+    if walk is None:
+        return None
+
+    def evaluate(resource: dict[str, Any]) -> list[Any]:
+        found = walk(resource)
+        return [bool(found) and found != [False]]
+
+    return evaluate
+
+
 def compile_expression(expression: str, resource_type: str) -> Extractor:
     """One callable giving every value ``expression`` selects in a resource of the type."""
+    idiom = _compile_exists_not_false(expression, resource_type)
+    if idiom is not None:
+        return idiom
     parts = [p for p in split_union(expression) if _applies(p, resource_type)]
     if not parts:
         return lambda _resource: []

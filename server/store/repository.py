@@ -60,9 +60,43 @@ class Repository:
             with conn.begin():
                 yield UnitOfWork(self, conn, ctx)
 
+    def run_batch(self, jobs: list[tuple[AccessContext, Callable[[UnitOfWork], Any]]]) -> list[tuple[bool, Any]]:
+        """Run several independent writes in one transaction, each in a savepoint of its own.
+
+        Returns ``(True, result)`` or ``(False, exception)`` per job; a failed job leaves no
+        trace and does not disturb the others. Raises if the shared commit fails.
+        """
+        outcomes: list[tuple[bool, Any]] = []
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                # plain SAVEPOINT statements on the driver: the same SQL SQLAlchemy would
+                # send, without its bookkeeping on the hot path
+                cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    for ctx, fn in jobs:
+                        cursor.execute("SAVEPOINT cb_write")
+                        try:
+                            result = fn(UnitOfWork(self, conn, ctx))
+                        except Exception as exc:
+                            cursor.execute("ROLLBACK TO SAVEPOINT cb_write")
+                            cursor.execute("RELEASE SAVEPOINT cb_write")
+                            outcomes.append((False, exc))
+                        else:
+                            cursor.execute("RELEASE SAVEPOINT cb_write")
+                            outcomes.append((True, result))
+                finally:
+                    cursor.close()
+        return outcomes
+
     def _run(self, ctx: AccessContext, fn: Callable[[UnitOfWork], T], write: bool) -> T:
         with self.unit(ctx, write=write) as u:
             return fn(u)
+
+    def write(self, ctx: AccessContext, fn: Callable[[UnitOfWork], T]) -> T:
+        """Run ``fn`` in a write transaction of its own."""
+        return self._run(ctx, fn, True)
 
     # -- the interactions ----------------------------------------------------------------
     def create(self, ctx: AccessContext, resource: dict[str, Any], if_none_exist: str | None = None) -> WriteOutcome:
