@@ -295,6 +295,13 @@ class UnitOfWork:
             raise PreconditionFailed(f"the condition matches more than one {rtype}")
         if not found:
             if res.get("id"):
+                # update-as-create with the given id; a resource of that id exists but did not
+                # match the condition, and overwriting it would defeat the condition
+                current = self._current_row(rtype, res["id"])
+                if current is not None and not current.deleted:
+                    raise BadRequest(
+                        f"the resource's id {res['id']!r} names a {rtype} that does not match the condition"
+                    )
                 return self.update(rtype, res["id"], res, prepared=prepared)
             return self.create(res, prepared=prepared)
         target = found[0]
@@ -321,7 +328,7 @@ class UnitOfWork:
         if row is None or row.deleted:
             return None
         self._check_writable(rtype, row.pk, "d")
-        stamp, micros = now_instant()
+        _, micros = now_instant()
         micros = max(micros, row.last_updated + 1)
         version = row.version_id + 1
         r = resource.c
@@ -362,7 +369,8 @@ class UnitOfWork:
 
     def count(self, query: SearchQuery) -> int:
         r = resource.alias("r")
-        return int(self.conn.execute(select(func.count()).select_from(r).where(self._search_where(query, r))).scalar_one())
+        stmt = select(func.count()).select_from(r).where(self._search_where(query, r))
+        return int(self.conn.execute(stmt).scalar_one())
 
     def search(self, query: SearchQuery, *, offset: int = 0, after: int | None = None) -> SearchPage:
         r = resource.alias("r")
@@ -412,7 +420,8 @@ class UnitOfWork:
                 }[param.index_table]
                 agg = func.max if desc else func.min
                 col = (
-                    select(agg(table.c[column])).where(table.c.resource_pk == r.c.pk, table.c.param_id == param.param_id)
+                    select(agg(table.c[column]))
+                    .where(table.c.resource_pk == r.c.pk, table.c.param_id == param.param_id)
                     .scalar_subquery()
                 )
             keys.append(col.desc() if desc else col.asc())
@@ -496,7 +505,8 @@ class UnitOfWork:
     ) -> SearchPage:
         patient = self.read("Patient", patient_id)
         r = resource.alias("r")
-        readable = [t for t in RESOURCE_TYPES if self.policy.allows(self.ctx, "r", t) or self.policy.allows(self.ctx, "s", t)]
+        readable = [t for t in RESOURCE_TYPES
+                    if self.policy.allows(self.ctx, "r", t) or self.policy.allows(self.ctx, "s", t)]
         where = and_(
             r.c.deleted == false(),
             r.c.pk.in_(select(compartment.c.resource_pk).where(compartment.c.patient_id == patient.id)),
