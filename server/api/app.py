@@ -21,7 +21,7 @@ from server.api import interactions as rest
 from server.api import transaction
 from server.api.capability import capability_statement, smart_configuration
 from server.api.context import ApiState, state
-from server.api.http import error_response, fhir_response
+from server.api.http import check_accept, error_response, fhir_response
 from server.api.paging import PageSigner
 from server.auth.keys import link_secret
 from server.auth.tokens import TokenService
@@ -36,6 +36,7 @@ log = logging.getLogger("carebridge.api")
 
 
 async def metadata(request: Request) -> Response:
+    check_accept(request)
     api = state(request)
     return fhir_response(capability_statement(api.base, _token_url(api), api.repository.registry))
 

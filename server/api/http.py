@@ -18,7 +18,9 @@ _FORMAT_ALIASES = {"json": "json", "application/json": "json", "application/fhir
                    "ttl": "ttl", "text/turtle": "ttl", "html": "html", "text/html": "html"}
 
 
-def fhir_response(body: bytes | dict[str, Any] | None, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def fhir_response(
+    body: bytes | dict[str, Any] | None, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     content = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
     return Response(content=content, status_code=status, headers=headers, media_type=FHIR_JSON if content else None)
 

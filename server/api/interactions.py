@@ -23,9 +23,14 @@ from server.fhir.errors import BadRequest, MethodNotAllowed, NotFound, informati
 from server.search.query import encode_pairs, params_from_pairs
 from server.store.unit import prepare
 
+#: fixed paths of the base that the ``{type}`` routes also match (with other methods)
+_SYSTEM_PATHS = frozenset({"metadata", "_history", "_search", ".well-known"})
+
 
 def resource_type(name: str) -> str:
     if name not in RESOURCE_TYPES:
+        if name in _SYSTEM_PATHS:
+            raise MethodNotAllowed(f"/{name} does not support this method")
         if name.startswith("$"):
             raise NotFound(f"operation {name} is not supported", code="not-supported")
         raise NotFound(f"resource type {name!r} is not served here", code="not-supported")
@@ -245,7 +250,8 @@ async def everything(request: Request) -> Response:
     self_url = f"{api.base}/Patient/{request.path_params['id']}/$everything"
     links = [("self", self_url)]
     if page.has_next:
-        links.append(("next", f"{self_url}?_count={count}&_page={api.pages.encode({'p': request.path_params['id'], 'a': page.next_after})}"))
+        token = api.pages.encode({"p": request.path_params["id"], "a": page.next_after})
+        links.append(("next", f"{self_url}?_count={count}&_page={token}"))
     return fhir_response(bundles.searchset(api.base, page, links))
 
 
