@@ -222,16 +222,34 @@ async def history(request: Request) -> Response:
         resource_type(rtype)
     id = request.path_params.get("id")
     q = request.query_params
-    count = min(int(q.get("_count", api.settings.default_page_size) or 0), api.settings.max_page_size)
-    offset = int(q.get("_offset", 0)) if q.get("_offset", "0").isdigit() else 0
-    page = await api.call(api.repository.history, ctx, rtype, id, since=q.get("_since"), at=q.get("_at"),
-                          count=count, offset=offset)
     path = "/".join(p for p in (api.base, rtype, id, "_history") if p)
     keep = [(k, v) for k, v in q.multi_items() if k in ("_since", "_at", "_count")]
-    links = [("self", f"{path}?{encode_pairs([*keep, ('_offset', str(offset))])}")]
-    if page.has_next:
-        links.append(("next", f"{path}?{encode_pairs([*keep, ('_offset', str(offset + count))])}"))
+    before = None
+    if q.get("_page"):
+        # a next link: the query it was made for, and where the previous page ended
+        page_state = api.pages.decode(q["_page"])
+        if page_state.get("h") != path:
+            raise BadRequest("the paging link belongs to another history")
+        keep = [(str(k), str(v)) for k, v in page_state["q"]]
+        before = tuple(int(x) for x in page_state["k"])
+    params = dict(keep)
+    count = _page_size(api, params.get("_count"))
+    page = await api.call(api.repository.history, ctx, rtype, id, since=params.get("_since"), at=params.get("_at"),
+                          count=count, before=before)  # type: ignore[arg-type]
+    links = [("self", f"{path}?{encode_pairs(keep)}" if keep else path)]
+    if page.has_next and page.entries:
+        last = page.entries[-1]
+        token = api.pages.encode({"h": path, "q": keep, "k": [last.last_updated, last.pk, last.version_id]})
+        links.append(("next", f"{path}?_page={token}"))
     return fhir_response(bundles.history(api.base, page, links))
+
+
+def _page_size(api: ApiState, value: str | None) -> int:
+    if value is None or value == "":
+        return api.settings.default_page_size
+    if not value.isdigit():
+        raise BadRequest(f"_count must be a whole number, not {value!r}")
+    return min(int(value), api.settings.max_page_size)
 
 
 async def everything(request: Request) -> Response:

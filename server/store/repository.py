@@ -137,9 +137,11 @@ class Repository:
     def history(
         self, ctx: AccessContext, resource_type: str | None = None, id: str | None = None, *,
         since: str | None = None, at: str | None = None, count: int = 50, offset: int = 0,
+        before: tuple[int, int, int] | None = None,
     ) -> HistoryPage:
         return self._run(
-            ctx, lambda u: u.history(resource_type, id, since=since, at=at, count=count, offset=offset), False
+            ctx, lambda u: u.history(resource_type, id, since=since, at=at, count=count, offset=offset, before=before),
+            False,
         )
 
     def parse_search(

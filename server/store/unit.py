@@ -27,6 +27,7 @@ from sqlalchemy import (
     select,
     text,
     true,
+    tuple_,
     update,
 )
 
@@ -538,8 +539,12 @@ class UnitOfWork:
 
     # -- history -----------------------------------------------------------------------------
     def history(
-        self, rtype: str | None, id: str | None, *, since: str | None, at: str | None, count: int, offset: int
+        self, rtype: str | None, id: str | None, *, since: str | None, at: str | None, count: int, offset: int = 0,
+        before: tuple[int, int, int] | None = None,
     ) -> HistoryPage:
+        """Versions newest first, in a total order (time, then resource, then version) so that
+        ``before`` (the key of the last entry of the previous page) continues exactly there,
+        however many versions were written since."""
         types = [rtype] if rtype else [t for t in RESOURCE_TYPES if self.policy.allows(self.ctx, "r", t)]
         for t in types:
             self.policy.require(self.ctx, "r", t)
@@ -561,11 +566,13 @@ class UnitOfWork:
                 where.append(v.last_updated <= parse_range(at)[1])
         except DateFormatError as exc:
             raise BadRequest(f"history: {exc}") from None
+        if before is not None:
+            where.append(tuple_(v.last_updated, v.resource_pk, v.version_id) < tuple_(*before))
         stmt = (
             select(v.resource_pk, v.resource_type, v.id, v.version_id, v.last_updated, v.content, v.method)
             .select_from(resource_version.join(r, r.c.pk == v.resource_pk))
             .where(*where)
-            .order_by(v.last_updated.desc(), v.version_id.desc())
+            .order_by(v.last_updated.desc(), v.resource_pk.desc(), v.version_id.desc())
             .offset(offset)
             .limit(count + 1)
         )
