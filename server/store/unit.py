@@ -422,7 +422,9 @@ class UnitOfWork:
                 agg = func.max if desc else func.min
                 col = (
                     select(agg(table.c[column]))
-                    .where(table.c.resource_pk == r.c.pk, table.c.param_id == param.param_id)
+                    # "+ 0" keeps the planner on the per-resource index: choosing the
+                    # (parameter, value) index turns each row's lookup into a scan
+                    .where(table.c.resource_pk == r.c.pk, table.c.param_id + 0 == param.param_id)
                     .scalar_subquery()
                 )
             keys.append(col.desc() if desc else col.asc())
