@@ -121,7 +121,8 @@ class SearchParameterRegistry:
 
 def load_bundle(path: Path) -> list[dict[str, Any]]:
     data = orjson.loads(path.read_bytes())
-    return [e["resource"] for e in data.get("entry", []) if e.get("resource", {}).get("resourceType") == "SearchParameter"]
+    resources = (e.get("resource", {}) for e in data.get("entry", []))
+    return [r for r in resources if r.get("resourceType") == "SearchParameter"]
 
 
 @cache

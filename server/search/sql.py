@@ -189,7 +189,8 @@ class SqlCompiler:
             t = resource.alias()
             sub = (
                 select(reference_index.c.resource_pk)
-                .join(t, and_(t.c.resource_type == reference_index.c.target_type, t.c.id == reference_index.c.target_id))
+                .join(t, and_(t.c.resource_type == reference_index.c.target_type,
+                              t.c.id == reference_index.c.target_id))
                 .where(
                     reference_index.c.param_id == clause.param.param_id,
                     reference_index.c.target_type == target_type,

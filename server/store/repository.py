@@ -149,7 +149,9 @@ class Repository:
     ) -> SearchQuery:
         return self.parser.parse(resource_types, params, strict=strict)
 
-    def search(self, ctx: AccessContext, query: SearchQuery, *, offset: int = 0, after: int | None = None) -> SearchPage:
+    def search(
+        self, ctx: AccessContext, query: SearchQuery, *, offset: int = 0, after: int | None = None
+    ) -> SearchPage:
         return self._run(ctx, lambda u: u.search(query, offset=offset, after=after), False)
 
     def everything(

@@ -57,7 +57,7 @@ def test_deleted_version_has_no_resource(fhir, lifecycle):
 
 
 def test_type_history_includes_every_version_of_the_type_only(fhir, lifecycle):
-    pid, other = lifecycle
+    _pid, other = lifecycle
     fhir.create(uk.practitioner())
     bundle = fhir.get("Patient/_history").json()
     assert _versions(bundle) == [
@@ -67,7 +67,7 @@ def test_type_history_includes_every_version_of_the_type_only(fhir, lifecycle):
 
 
 def test_system_history_spans_types(fhir, lifecycle):
-    pid, other = lifecycle
+    _pid, other = lifecycle
     prac = fhir.create(uk.practitioner())
     bundle = fhir.get("_history").json()
     assert bundle["type"] == "history"
