@@ -57,7 +57,7 @@ def test_deleted_version_has_no_resource(fhir, lifecycle):
 
 
 def test_type_history_includes_every_version_of_the_type_only(fhir, lifecycle):
-    _pid, other = lifecycle
+    pid, other = lifecycle
     fhir.create(uk.practitioner())
     bundle = fhir.get("Patient/_history").json()
     assert _versions(bundle) == [
