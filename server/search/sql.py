@@ -48,6 +48,25 @@ class SqlCompiler:
     def __init__(self, base_url: str | None, visible: VisibleFn):
         self.base_url = base_url.rstrip("/") if base_url else None
         self.visible = visible
+        #: compile membership as a correlated EXISTS probe (for a scan in key order)
+        #: rather than ``pk IN (subquery)`` (for a clause that drives the query)
+        self.correlated = False
+        #: the index subquery of the clause compiled last (for selectivity estimates)
+        self.last_subquery: Any = None
+
+    def _pid(self, table: Any, pid: int) -> ColumnElement[bool]:
+        """The index rows of one parameter. In a probe ("+ 0") the planner is kept off the
+        (parameter, value) index: a probe looks up one resource's rows by ``resource_pk``,
+        and SQLite, without statistics, would otherwise scan the value range per probe."""
+        return table.c.param_id + 0 == pid if self.correlated else table.c.param_id == pid
+
+    def _member(self, r: FromClause, sub: Any) -> ColumnElement[bool]:
+        """``r`` is among the resources ``sub`` (a select of ``resource_pk``) names."""
+        self.last_subquery = sub
+        if self.correlated:
+            column = sub.selected_columns[0]
+            return sub.where(column == r.c.pk).exists()
+        return r.c.pk.in_(sub)
 
     # -- entry point -----------------------------------------------------------------------
     def clause(self, rtype: str, r: FromClause, clause: Clause) -> ColumnElement[bool]:
@@ -65,36 +84,36 @@ class SqlCompiler:
         pid = param.param_id
         if modifier == "missing":
             table = self._table(param.index_table if modifier != "identifier" else "token")
-            exists = r.c.pk.in_(select(table.c.resource_pk).where(table.c.param_id == pid))
+            exists = self._member(r, select(table.c.resource_pk).where(self._pid(table, pid)))
             return not_(exists) if clause.values[0].raw == "true" else exists
         if modifier == "identifier":
             cond = or_(*(self._token_value(v) for v in clause.values))
-            return r.c.pk.in_(select(token_index.c.resource_pk).where(token_index.c.param_id == pid, cond))
+            return self._member(r, select(token_index.c.resource_pk).where(self._pid(token_index, pid), cond))
         kind = param.type
         if kind == "token":
             if modifier == "text":
                 cond = or_(*(_prefix_range(token_index.c.text, normalise(v.raw)) for v in clause.values))
             else:
                 cond = or_(*(self._token_value(v) for v in clause.values))
-            sub = select(token_index.c.resource_pk).where(token_index.c.param_id == pid, cond)
-            return not_(r.c.pk.in_(sub)) if modifier == "not" else r.c.pk.in_(sub)
+            sub = select(token_index.c.resource_pk).where(self._pid(token_index, pid), cond)
+            return not_(self._member(r, sub)) if modifier == "not" else self._member(r, sub)
         if kind == "string":
             cond = or_(*(self._string_value(v, modifier) for v in clause.values))
-            return r.c.pk.in_(select(string_index.c.resource_pk).where(string_index.c.param_id == pid, cond))
+            return self._member(r, select(string_index.c.resource_pk).where(self._pid(string_index, pid), cond))
         if kind == "date":
             cond = or_(*(self._date_value(v, date_index.c.low, date_index.c.high, param.code) for v in clause.values))
-            return r.c.pk.in_(select(date_index.c.resource_pk).where(date_index.c.param_id == pid, cond))
+            return self._member(r, select(date_index.c.resource_pk).where(self._pid(date_index, pid), cond))
         if kind in ("number", "quantity"):
             cond = or_(*(self._number_value(v, kind == "quantity") for v in clause.values))
-            return r.c.pk.in_(select(number_index.c.resource_pk).where(number_index.c.param_id == pid, cond))
+            return self._member(r, select(number_index.c.resource_pk).where(self._pid(number_index, pid), cond))
         if kind == "reference":
             cond = or_(*(self._reference_value(v) for v in clause.values))
-            return r.c.pk.in_(
-                select(reference_index.c.resource_pk).where(reference_index.c.param_id == pid, cond)
+            return self._member(r,
+                select(reference_index.c.resource_pk).where(self._pid(reference_index, pid), cond)
             )
         if kind == "uri":
             cond = or_(*(self._uri_value(v, modifier) for v in clause.values))
-            return r.c.pk.in_(select(uri_index.c.resource_pk).where(uri_index.c.param_id == pid, cond))
+            return self._member(r, select(uri_index.c.resource_pk).where(self._pid(uri_index, pid), cond))
         raise BadRequest(f"search parameter {param.code!r} of type {kind} is not supported")
 
     @staticmethod
@@ -192,14 +211,14 @@ class SqlCompiler:
                 .join(t, and_(t.c.resource_type == reference_index.c.target_type,
                               t.c.id == reference_index.c.target_id))
                 .where(
-                    reference_index.c.param_id == clause.param.param_id,
+                    self._pid(reference_index, clause.param.param_id),
                     reference_index.c.target_type == target_type,
                     t.c.deleted == false(),
                     self.clause(target_type, t, inner),
                     self.visible(target_type, t),
                 )
             )
-            alternatives.append(r.c.pk.in_(sub))
+            alternatives.append(self._member(r, sub))
         return or_(*alternatives) if alternatives else false()
 
     def _has(self, rtype: str, r: FromClause, clause: Clause) -> ColumnElement[bool]:
@@ -210,7 +229,7 @@ class SqlCompiler:
             select(reference_index.c.target_id)
             .join(s, s.c.pk == reference_index.c.resource_pk)
             .where(
-                reference_index.c.param_id == ref_param.param_id,
+                reference_index.c.param_id == ref_param.param_id,  # uncorrelated: r.id IN (...)
                 reference_index.c.target_type == rtype,
                 s.c.deleted == false(),
                 self.clause(source_type, s, inner),

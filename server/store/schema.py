@@ -46,6 +46,7 @@ resource = Table(
     UniqueConstraint("resource_type", "id", name="uq_resource_type_id"),
 )
 Index("ix_resource_type_updated", resource.c.resource_type, resource.c.last_updated)
+Index("ix_resource_type_pk", resource.c.resource_type, resource.c.pk)
 
 resource_version = Table(
     "resource_version",

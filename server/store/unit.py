@@ -57,6 +57,8 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _COLUMNS = (resource.c.pk, resource.c.resource_type, resource.c.id, resource.c.version_id,
             resource.c.last_updated, resource.c.content, resource.c.deleted)
 MAX_INCLUDE_ROUNDS = 4
+#: a clause with fewer index rows than this drives its query (see UnitOfWork._choose_driver)
+DRIVER_LIMIT = 2000
 
 
 @dataclass(frozen=True)
@@ -355,17 +357,59 @@ class UnitOfWork:
         return len(found)
 
     # -- search --------------------------------------------------------------------------------
-    def _type_predicate(self, rtype: str, r: FromClause, clauses: list[Clause]) -> ColumnElement[bool]:
-        return and_(
-            r.c.resource_type == rtype,
-            *(self.compiler.clause(rtype, r, c) for c in clauses),
-            self.visible(rtype, r),
-        )
+    def _type_predicate(
+        self, rtype: str, r: FromClause, clauses: list[Clause], plan: bool = False
+    ) -> ColumnElement[bool]:
+        if not plan or not clauses:
+            return and_(
+                r.c.resource_type == rtype,
+                *(self.compiler.clause(rtype, r, c) for c in clauses),
+                self.visible(rtype, r),
+            )
+        driver = self._choose_driver(rtype, r, clauses)
+        preds: list[ColumnElement[bool]] = []
+        if driver is None:
+            preds.append(r.c.resource_type == rtype)  # scan the type in key order, probe each clause
+        for c in clauses:
+            self.compiler.correlated = c is not driver
+            try:
+                preds.append(self.compiler.clause(rtype, r, c))
+            finally:
+                self.compiler.correlated = False
+        return and_(*preds, self.visible(rtype, r))
+
+    def _choose_driver(self, rtype: str, r: FromClause, clauses: list[Clause]) -> Clause | None:
+        """The clause to drive the query from, or None to scan the type in key order.
+
+        A clause matching few resources is best read from its index and the rest checked
+        against it; when every clause matches many, walking the type's resources in key
+        order and probing each clause's index finds a page after a few dozen rows. Which
+        case holds is measured, not guessed: a count of each clause's index rows, capped
+        at :data:`DRIVER_LIMIT`, costs a few index steps.
+        """
+        best: tuple[int, Clause] | None = None
+        for c in clauses:
+            if c.param is None or c.has is not None or c.chain or c.modifier in ("not", "missing"):
+                continue
+            self.compiler.clause(rtype, r, c)
+            sub = self.compiler.last_subquery
+            if sub is None:
+                continue
+            n = int(self.conn.execute(
+                select(func.count()).select_from(sub.limit(DRIVER_LIMIT).subquery())
+            ).scalar_one())
+            if best is None or n < best[0]:
+                best = (n, c)
+        if best is None or best[0] >= DRIVER_LIMIT:
+            return None
+        return best[1]
 
     def _search_where(self, query: SearchQuery, r: FromClause) -> ColumnElement[bool]:
         for t in query.resource_types:
             self.policy.require(self.ctx, "s", t)
-        per_type = [self._type_predicate(t, r, query.clauses_by_type.get(t, [])) for t in query.resource_types]
+        plan = len(query.resource_types) == 1 and not query.sort
+        per_type = [self._type_predicate(t, r, query.clauses_by_type.get(t, []), plan)
+                    for t in query.resource_types]
         return and_(r.c.deleted == false(), or_(*per_type) if len(per_type) > 1 else per_type[0])
 
     def count(self, query: SearchQuery) -> int:
