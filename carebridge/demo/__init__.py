@@ -21,11 +21,10 @@ BUNDLE = Path(__file__).parent / "demo-bundle.json"
 def load_demo_data(settings: Settings) -> int:
     """Load the demo Bundle into the configured store; returns how many resources were new."""
     from server.api.app import build_state
-    from server.api.transaction import run_transaction
 
     api = build_state(settings)
     bundle = orjson.loads(BUNDLE.read_bytes())
     ctx = AccessContext.system("carebridge-demo")
-    results = run_transaction(api, ctx, bundle["entry"])
+    results = api.repository.transaction(ctx, bundle["entry"], api.base)
     api.repository.engine.dispose()
     return sum(1 for r in results if r.get("response", {}).get("status", "").startswith("201"))

@@ -159,3 +159,15 @@ class Repository:
         since: str | None = None,
     ) -> SearchPage:
         return self._run(ctx, lambda u: u.everything(patient_id, count=count, after=after, since=since), False)
+
+    def transaction(self, ctx: AccessContext, entries: list[Any], base: str = "") -> list[dict[str, Any]]:
+        """Process a transaction Bundle's entries atomically; returns the response entries."""
+        from server.store.transaction import run_transaction
+
+        return run_transaction(self, ctx, entries, base)
+
+    def batch(self, ctx: AccessContext, entries: list[Any], base: str = "") -> list[dict[str, Any]]:
+        """Process a batch Bundle's entries one by one; a failing entry answers with its outcome."""
+        from server.store.transaction import run_batch
+
+        return run_batch(self, ctx, entries, base)
