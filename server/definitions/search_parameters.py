@@ -127,9 +127,12 @@ def load_bundle(path: Path) -> list[dict[str, Any]]:
 
 @cache
 def default_registry() -> SearchParameterRegistry:
-    """The R4 parameters plus the product's own (``profiles/`` search-parameter bundles)."""
+    """The R4 parameters plus the product's own from its FHIR package.
+
+    The package (``profiles/carebridge/``) holds one conformance resource per file, as FHIR
+    packages do; every ``SearchParameter-*.json`` there is registered on top of R4's.
+    """
     definitions = load_bundle(paths.R4_DEFINITIONS / "search-parameters.json")
-    own = paths.PROFILES / "carebridge" / "search-parameters.json"
-    if own.exists():
-        definitions += load_bundle(own)
+    for own in sorted((paths.PROFILES / "carebridge").glob("SearchParameter-*.json")):
+        definitions.append(orjson.loads(own.read_bytes()))
     return SearchParameterRegistry(definitions)
