@@ -1,7 +1,8 @@
 """The application: routes, error handling and the objects each request uses.
 
-Routes are a table (method, path) -> handler, in the order they must be matched: fixed
-paths before ``{type}/{id}``. Errors of every kind leave as an OperationOutcome.
+FHIR routes are a table (method, path) -> handler, in the order they must be matched:
+fixed paths before ``{type}/{id}``; :class:`~server.api.routing.FhirRouter` dispatches
+them. Errors of every kind leave as an OperationOutcome.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from server.api.capability import capability_statement, smart_configuration
 from server.api.context import ApiState, state
 from server.api.http import check_accept, error_response, fhir_response
 from server.api.paging import PageSigner
+from server.api.routing import FhirRouter
 from server.auth.keys import link_secret
 from server.auth.tokens import TokenService
 from server.definitions.search_parameters import default_registry
@@ -94,6 +96,21 @@ def build_state(settings: Settings) -> ApiState:
     )
 
 
+class CarebridgeApp(FastAPI):
+    """FastAPI for the service's own endpoints; ``/fhir`` goes straight to the FHIR router."""
+
+    fhir: FhirRouter
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path == "/fhir" or path.startswith("/fhir/"):
+                scope["app"] = self
+                await self.fhir(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings, api_state: ApiState | None = None) -> FastAPI:
     api = api_state or build_state(settings)
 
@@ -102,12 +119,11 @@ def create_app(settings: Settings, api_state: ApiState | None = None) -> FastAPI
         yield
         api.repository.engine.dispose()
 
-    app = FastAPI(
+    app = CarebridgeApp(
         title="carebridge", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan,
     )
     app.state.api = api
-    for method, path, handler in ROUTES:
-        app.add_api_route(path, handler, methods=[method], include_in_schema=False)
+    app.fhir = FhirRouter(ROUTES)
 
     @app.exception_handler(FhirError)
     async def _fhir_error(request: Request, exc: FhirError) -> Response:

@@ -21,7 +21,9 @@ from sqlalchemy import Engine
 from server.consent.context import AccessContext
 from server.consent.policy import AccessPolicy
 from server.definitions.search_parameters import SearchParameterRegistry
+from server.fhir.errors import Gone, NotFound
 from server.search.query import QueryParser, SearchQuery
+from server.store.reader import RowReader
 from server.store.records import HistoryPage, SearchPage, StoredResource, WriteOutcome
 from server.store.unit import UnitOfWork, prepare
 from server.store.writer import RowWriter
@@ -50,6 +52,7 @@ class Repository:
         self.parser = QueryParser(registry, default_page_size, max_page_size)
         self.is_sqlite = engine.dialect.name == "sqlite"
         self.writer = RowWriter(engine.dialect)
+        self.reader = RowReader(engine)
 
     @contextmanager
     def unit(self, ctx: AccessContext, *, write: bool = True) -> Iterator[UnitOfWork]:
@@ -104,7 +107,24 @@ class Repository:
         return self._run(ctx, lambda u: u.create(resource, if_none_exist=if_none_exist, prepared=prepared), True)
 
     def read(self, ctx: AccessContext, resource_type: str, id: str) -> StoredResource:
-        return self._run(ctx, lambda u: u.read(resource_type, id), False)
+        """The current version; 404 when missing or hidden from the caller, 410 when deleted.
+
+        The lookup runs on the driver (see :mod:`server.store.reader`); a caller whose
+        visibility of the type is restricted has the row checked against the same SQL
+        predicate that every search of theirs carries, so a hidden resource answers
+        exactly like a missing one.
+        """
+        self.policy.require(ctx, "r", resource_type)
+        row = self.reader.current(resource_type, id)
+        if row is not None and not self.policy.visibility(ctx, resource_type).everything:
+            pk = row.pk
+            if not self._run(ctx, lambda u: u.is_visible(resource_type, pk), False):
+                row = None
+        if row is None:
+            raise NotFound(f"{resource_type}/{id} is not known")
+        if row.deleted:
+            raise Gone(f"{resource_type}/{id} has been deleted")
+        return StoredResource(resource_type, id, row.version_id, row.last_updated, row.content, False, pk=row.pk)
 
     def vread(self, ctx: AccessContext, resource_type: str, id: str, version_id: str) -> StoredResource:
         return self._run(ctx, lambda u: u.vread(resource_type, id, version_id), False)

@@ -155,6 +155,12 @@ class UnitOfWork:
             stmt = stmt.where(self.visible(rtype, r))
         return self.conn.execute(stmt).first()
 
+    def is_visible(self, rtype: str, pk: int) -> bool:
+        """Whether the caller may see the row ``pk`` (the read path's visibility check)."""
+        r = resource
+        stmt = select(r.c.pk).where(r.c.pk == pk, self.visible(rtype, r))
+        return self.conn.execute(stmt).first() is not None
+
     def read(self, rtype: str, id: str) -> StoredResource:
         self.policy.require(self.ctx, "r", rtype)
         row = self._current_row(rtype, id)
