@@ -32,7 +32,7 @@ def to_date(value: str) -> str:
 
 
 def to_datetime(value: str) -> str:
-    (y, mo, d, h, mi, s), frac, off = _split(value)
+    (y, mo, d, h, _mi, _s), frac, _off = _split(value)
     if h is None or d is None:
         return "-".join(p for p in (y, mo, d) if p)
     return instant(value).isoformat(timespec="milliseconds" if frac else "seconds")
