@@ -62,7 +62,17 @@ def cmd_check_gp_referral(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if bad else 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def cmd_mllp(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters.gp_referral.mllp import Limits, serve_forever
+    from server.api.app import build_state
+
+    state = build_state(settings)
+    serve_forever(state.repository, args.host or "127.0.0.1", args.port,
+                  Limits(idle_timeout=args.idle_timeout, max_message=args.max_message))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
     ingest = sub.add_parser("ingest", help="land source files in the store")
     isub = ingest.add_subparsers(dest="source", required=True)
     p = isub.add_parser("gp-referral", help="HL7 v2 REF^I12..I15 files (bare or MLLP-framed)")
@@ -77,3 +87,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = csub.add_parser("gp-referral", help="report what each HL7 v2 referral would create and every problem")
     p.add_argument("paths", nargs="+")
     p.set_defaults(handler=cmd_check_gp_referral)
+
+    p = sub.add_parser("mllp", help="MLLP listener for HL7 v2 referrals; answers each message with an ACK")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int, default=2575)
+    p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds before an idle connection is closed")
+    p.add_argument("--max-message", type=int, default=1 << 20, help="largest message in bytes")
+    p.add_argument("--database-url")
+    p.set_defaults(handler=cmd_mllp)

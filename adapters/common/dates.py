@@ -42,7 +42,7 @@ def instant(value: str) -> datetime:
     """An aware datetime; a value without an offset is London local time."""
     (y, mo, d, h, mi, s), frac, off = _split(value)
     micro = int((frac or "0").ljust(6, "0")[:6])
-    naive = datetime(int(y), int(mo or 1), int(d or 1), int(h or 0), int(mi or 0), int(s or 0), micro)
+    naive = datetime(int(y or 0), int(mo or 1), int(d or 1), int(h or 0), int(mi or 0), int(s or 0), micro)
     if off:
         sign = 1 if off[0] == "+" else -1
         from datetime import timedelta, timezone

@@ -34,4 +34,4 @@ def ingest(repo: Repository, raws: Iterable[bytes], *, mapping: Mapping | None =
 
 def _entries(c: Converted) -> list[dict[str, Any]]:
     assert c.bundle is not None
-    return c.bundle["entry"]  # type: ignore[no-any-return]
+    return c.bundle["entry"]

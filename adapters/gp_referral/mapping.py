@@ -48,7 +48,7 @@ class Mapping:
 
     @property
     def accepts(self) -> dict[str, Any]:
-        return self.spec["accepts"]  # type: ignore[no-any-return]
+        return self.spec["accepts"]
 
 
 @lru_cache(maxsize=8)
@@ -147,9 +147,10 @@ def _expand(run: Run, node: dict[str, Any]) -> list[Any]:
         run.segment = saved
         return out
     for rep in _repetitions(run, node):
-        saved, run.rep = run.rep, rep
+        saved_rep = run.rep
+        run.rep = rep
         v = evaluate(run, node["value"])
-        run.rep = saved
+        run.rep = saved_rep
         if v is not None:
             out.append(v)
     return out
@@ -243,8 +244,8 @@ def _instruction(run: Run, node: dict[str, Any]) -> Any:
     if "$when" in node:
         return evaluate(run, node["value"]) if _matches(run, node["$when"]) else None
     if "$context" in node:
-        value = run.context.get(node["$context"])
-        return _leaf(run, str(value), node, None, "", 0, 0) if value else node.get("default")
+        found = run.context.get(node["$context"])
+        return _leaf(run, str(found), node, None, "", 0, 0) if found else node.get("default")
     if "$triage" in node:
         return _hit(run, _triage(run, evaluate(run, node["$triage"])))
     if "$each" in node or "$all" in node or "$refs" in node:
