@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 
 from server.fhir.nhs_number import problem as nhs_number_problem
 
@@ -22,6 +23,7 @@ def _nhs_number(value: str) -> str | None:
 CHECKS = {"nhs-number": _nhs_number}
 
 
+@lru_cache(maxsize=65536)
 def condition(resource_type: str, system: str, value: str) -> str:
     """The conditional URL that finds a resource by its business identifier."""
     from urllib.parse import quote

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 
 from adapters.common.result import Outcome, Problem
 from server.consent.context import AccessContext
-from server.fhir.errors import FhirError
+from server.fhir.errors import FhirError, NotFound
 from server.store.repository import Repository
 from server.store.transaction import apply_transaction
 from server.store.unit import UnitOfWork
@@ -20,6 +20,10 @@ class Landable:
     key: str
     entries: list[dict[str, Any]]
     must_exist: str | None = None  # conditional URL that must match one resource first
+    #: a resource that exists only if exactly this input was landed by exactly this mapping;
+    #: finding it means there is nothing to do (and an old message replayed after a newer
+    #: one cannot roll the newer one back)
+    landed_marker: tuple[str, str] | None = None
 
 
 class UnknownTarget(Exception):
@@ -28,6 +32,12 @@ class UnknownTarget(Exception):
 
 def _job(item: Landable) -> Callable[[UnitOfWork], list[dict[str, Any]]]:
     def run(u: UnitOfWork) -> list[dict[str, Any]]:
+        if item.landed_marker:
+            try:
+                u.read(*item.landed_marker)
+                return []
+            except NotFound:
+                pass
         if item.must_exist:
             rtype, _, qs = item.must_exist.partition("?")
             query = u.repo.parser.parse([rtype], parse_qsl(qs, keep_blank_values=True), strict=True)

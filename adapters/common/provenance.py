@@ -4,6 +4,7 @@ input wrote to that input and to the mapping version that wrote it."""
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import Any
 
 from adapters.common.identity import stable_id
@@ -26,11 +27,16 @@ def raw_document(raw: bytes, content_type: str, key: str, description: str, date
     return doc
 
 
-def provenance(key: str, mapping_version: str, targets: list[str], raw_ref: str, recorded: str,
+def provenance_id(key: str, raw: bytes, mapping_version: str) -> str:
+    """Same input bytes through the same mapping: same Provenance."""
+    return stable_id("provenance", key, hashlib.sha256(raw).hexdigest(), mapping_version)
+
+
+def provenance(prov_id: str, key: str, mapping_version: str, targets: list[str], raw_ref: str, recorded: str,
                agent: dict[str, Any]) -> dict[str, Any]:
     return {
         "resourceType": "Provenance",
-        "id": stable_id("provenance", key, mapping_version),
+        "id": prov_id,
         "target": [{"reference": t} for t in targets],
         "recorded": recorded,
         "policy": [MAPPING_BASE + mapping_version],

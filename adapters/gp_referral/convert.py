@@ -8,7 +8,8 @@ from typing import Any
 from adapters.common.bundle import BundleBuilder
 from adapters.common.dates import BadDate, instant
 from adapters.common.identity import condition
-from adapters.common.provenance import RAW_INPUT, provenance, raw_document
+from adapters.common.landing import Landable
+from adapters.common.provenance import RAW_INPUT, provenance, provenance_id, raw_document
 from adapters.common.result import Problem
 from adapters.gp_referral import hl7
 from adapters.gp_referral.mapping import Mapping, Run, evaluate, load, segments_for
@@ -26,10 +27,15 @@ class Converted:
     bundle: dict[str, Any] | None = None
     must_exist: str | None = None  # conditional URL of the referral an I13/I14/I15 acts on
     key: str = ""
+    provenance_id: str = ""
 
     @property
     def control_id(self) -> str:
         return self.message.get("MSH", 10) if self.message else ""
+
+    def landable(self) -> Landable:
+        assert self.bundle is not None
+        return Landable(self.key, self.bundle["entry"], self.must_exist, ("Provenance", self.provenance_id))
 
     @property
     def ok(self) -> bool:
@@ -126,7 +132,8 @@ def convert(raw: bytes, mapping: Mapping | None = None) -> Converted:
         f"{sender_app}/{sender}", recorded), RAW_INPUT, out.key)
     agent_ref = run.refs.get("practice")
     agent: dict[str, Any] = {"who": {"reference": agent_ref[0]} if agent_ref else {"display": sender or sender_app}}
-    prov = provenance(out.key, mapping.version, [*built, doc_url], doc_url, recorded, agent)
+    out.provenance_id = provenance_id(out.key, raw, mapping.version)
+    prov = provenance(out.provenance_id, out.key, mapping.version, [*built, doc_url], doc_url, recorded, agent)
     builder.put(f"urn:uuid:{prov['id']}", prov)
     out.bundle = builder.bundle()
     return out

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import Any
 
-from adapters.common.landing import Landable, land
+from adapters.common.landing import land
 from adapters.common.result import Outcome
 from adapters.gp_referral.convert import Converted, convert
 from adapters.gp_referral.mapping import Mapping, load
@@ -27,11 +26,6 @@ def ingest(repo: Repository, raws: Iterable[bytes], *, mapping: Mapping | None =
         if not chunk:
             return
         ready = [c for c in chunk if c.ok]
-        landed = iter(land(repo, [Landable(c.key, _entries(c), c.must_exist) for c in ready]))
+        landed = iter(land(repo, [c.landable() for c in ready]))
         for c in chunk:
             yield c, (next(landed) if c.ok else _outcome(c))
-
-
-def _entries(c: Converted) -> list[dict[str, Any]]:
-    assert c.bundle is not None
-    return c.bundle["entry"]

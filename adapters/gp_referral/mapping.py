@@ -107,11 +107,29 @@ def _dynamic(node: Any) -> bool:
     return False
 
 
+#: per template object (templates live as long as their cached Mapping): whether it is an
+#: instruction, whether it holds any, and, for lists, which items expand to many
+_SHAPE: dict[int, tuple[bool, bool, tuple[bool, ...]]] = {}
+_EXPANDS = ("$each", "$all", "$refs")
+
+
+def _shape(node: Any) -> tuple[bool, bool, tuple[bool, ...]]:
+    found = _SHAPE.get(id(node))
+    if found is None:
+        if isinstance(node, list):
+            found = (False, _dynamic(node),
+                     tuple(isinstance(i, dict) and any(k in i for k in _EXPANDS) for i in node))
+        else:
+            found = (any(k.startswith("$") for k in node), _dynamic(node), ())
+        _SHAPE[id(node)] = found
+    return found
+
+
 def evaluate(run: Run, node: Any) -> Any:
     if isinstance(node, list):
         out: list[Any] = []
-        for item in node:
-            if isinstance(item, dict) and ("$each" in item or "$all" in item or "$refs" in item):
+        for item, expands in zip(node, _shape(node)[2], strict=True):
+            if expands:
                 out.extend(_expand(run, item))
             else:
                 v = evaluate(run, item)
@@ -120,15 +138,16 @@ def evaluate(run: Run, node: Any) -> Any:
         return out or None
     if not isinstance(node, dict):
         return node
-    if any(k.startswith("$") for k in node):
+    instruction, dynamic, _ = _shape(node)
+    if instruction:
         return _instruction(run, node)
     before = run.hits
     result = {}
     for k, v in node.items():
-        value = evaluate(run, v)
+        value = evaluate(run, v) if isinstance(v, (dict, list)) else v
         if value is not None:
             result[k] = value
-    if not result or (run.hits == before and _dynamic(node)):
+    if not result or (dynamic and run.hits == before):
         return None
     return result
 

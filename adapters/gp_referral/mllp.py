@@ -15,7 +15,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.common.landing import Landable, land
+from adapters.common.landing import land
 from adapters.common.result import Problem
 from adapters.gp_referral.ack import ack
 from adapters.gp_referral.convert import convert
@@ -88,8 +88,7 @@ class MllpServer:
     def _land(self, raws: list[bytes]) -> list[bytes]:
         converted = [convert(r, self.mapping) for r in raws]
         ready = [c for c in converted if c.ok]
-        outcomes = iter(land(self.repo, [Landable(c.key, c.bundle["entry"] if c.bundle else [], c.must_exist)
-                                         for c in ready]))
+        outcomes = iter(land(self.repo, [c.landable() for c in ready]))
         replies = []
         for c in converted:
             problems = list(c.problems) if not c.ok else next(outcomes).problems
