@@ -62,6 +62,21 @@ def cmd_check_gp_referral(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if bad else 0
 
 
+def cmd_replay_gp_referral(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters.gp_referral.mapping import latest_version, load
+    from adapters.gp_referral.replay import replay
+    from server.api.app import build_state
+
+    state = build_state(settings)
+    mapping = load(args.mapping or latest_version())
+    rejected = 0
+    for o in replay(state.repository, mapping):
+        rejected += not o.accepted
+        print(_line(o.key, o.accepted, o.created, list(o.problems)), flush=True)
+    print(f"replayed through {mapping.version}")
+    return 1 if rejected else 0
+
+
 def cmd_mllp(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.gp_referral.mllp import Limits, serve_forever
     from server.api.app import build_state
@@ -87,6 +102,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = csub.add_parser("gp-referral", help="report what each HL7 v2 referral would create and every problem")
     p.add_argument("paths", nargs="+")
     p.set_defaults(handler=cmd_check_gp_referral)
+
+    replay = sub.add_parser("replay", help="re-run stored source messages through a (newer) mapping")
+    rsub = replay.add_subparsers(dest="source", required=True)
+    p = rsub.add_parser("gp-referral", help="every stored HL7 v2 referral")
+    p.add_argument("--mapping", help="mapping version under mappings/gp_referral (default: the newest)")
+    p.add_argument("--database-url")
+    p.set_defaults(handler=cmd_replay_gp_referral)
 
     p = sub.add_parser("mllp", help="MLLP listener for HL7 v2 referrals; answers each message with an ACK")
     p.add_argument("--host")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from urllib.parse import quote
 
 import httpx
 
@@ -18,7 +17,7 @@ def ingest_remote(base: str, raws: Iterable[bytes], *, token: str | None = None,
     headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    http = client or httpx.Client(base_url=base.rstrip("/"), headers=headers, timeout=60)
+    http = client or httpx.Client(headers=headers, timeout=60)
     for raw in raws:
         c = convert(raw)
         key = c.key or c.control_id or "(no control id)"
@@ -28,13 +27,13 @@ def ingest_remote(base: str, raws: Iterable[bytes], *, token: str | None = None,
         if c.must_exist:
             rtype, _, qs = c.must_exist.partition("?")
             system_value = qs.split("=", 1)[1]
-            found = http.get(f"/{rtype}", params={"identifier": system_value, "_summary": "count"})
+            found = http.get(f"{base.rstrip('/')}/{rtype}", params={"identifier": system_value, "_summary": "count"})
             if found.status_code != 200 or not found.json().get("total"):
                 yield Outcome(key, False, [Problem(f"no referral matches {system_value}: a modify, cancel or "
                                                    "status update needs the original REF^I12 first",
                                                    "RF1", 1, 6, 0, "204")])
                 continue
-        r = http.post("", json=c.bundle, headers=headers)
+        r = http.post(base.rstrip("/"), json=c.bundle, headers=headers)
         if r.status_code != 200:
             text = r.text[:300]
             yield Outcome(key, False, [Problem(f"the server answered {r.status_code}: {text}",
@@ -43,5 +42,3 @@ def ingest_remote(base: str, raws: Iterable[bytes], *, token: str | None = None,
         statuses = [e.get("response", {}).get("status", "") for e in r.json().get("entry", [])]
         yield Outcome(key, True, created=sum(1 for s in statuses if s.startswith("201")))
 
-
-__all__ = ["ingest_remote", "quote"]
