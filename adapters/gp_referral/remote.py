@@ -24,6 +24,10 @@ def ingest_remote(base: str, raws: Iterable[bytes], *, token: str | None = None,
         if not c.ok or c.bundle is None:
             yield Outcome(key, False, list(c.problems))
             continue
+        # landed before by this mapping: nothing to do (and an old message must not roll back a newer one)
+        if http.get(f"{base.rstrip('/')}/Provenance/{c.provenance_id}").status_code == 200:
+            yield Outcome(key, True)
+            continue
         if c.must_exist:
             rtype, _, qs = c.must_exist.partition("?")
             system_value = qs.split("=", 1)[1]

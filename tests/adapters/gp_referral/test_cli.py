@@ -49,6 +49,7 @@ def test_remote_ingest_posts_transactions() -> None:
                                          "entry": [{"response": {"status": "201 Created"}}] * len(body["entry"])})
 
     respx.post("http://fhir.test/fhir").mock(side_effect=answer)
+    respx.get(url__regex=r"http://fhir.test/fhir/Provenance/.*").mock(return_value=httpx.Response(404))
     respx.get("http://fhir.test/fhir/ServiceRequest").mock(
         return_value=httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset", "total": 0}))
     outs = list(ingest_remote("http://fhir.test/fhir", [referral("H1"), referral("H2", trigger="I13")], token="T"))
