@@ -86,6 +86,8 @@ class Segment:
     name: str
     fields: list[str]  # fields[n] is SEG-n (for MSH, MSH-1 is the field separator)
     index: int  # position in the message, 1-based
+    #: (field, component, sub, repetition) -> decoded value, filled as the mapping reads
+    read: dict[tuple[int, int, int, int], str] = field(default_factory=dict)
 
 
 @dataclass
@@ -133,10 +135,16 @@ class Message:
         return self.get_in(seg, n, comp, sub, rep) if seg is not None else ""
 
     def get_in(self, seg: Segment, n: int, comp: int = 1, sub: int = 1, rep: int = 1) -> str:
+        key = (n, comp, sub, rep)
+        found = seg.read.get(key)
+        if found is not None:
+            return found
         if seg.name == "MSH" and n <= 2:
             return self.raw_field(seg, n)
         reps = self.repetitions(seg, n)
-        return self.component_of(reps[rep - 1], comp, sub) if rep <= len(reps) else ""
+        value = self.component_of(reps[rep - 1], comp, sub) if rep <= len(reps) else ""
+        seg.read[key] = value
+        return value
 
     def unescape(self, value: str) -> str:
         e = self.escape

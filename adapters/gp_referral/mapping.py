@@ -21,6 +21,7 @@ Empty results vanish, and so does an object none of whose instructions gave a va
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from functools import lru_cache
@@ -107,49 +108,92 @@ def _dynamic(node: Any) -> bool:
     return False
 
 
-#: per template object (templates live as long as their cached Mapping): whether it is an
-#: instruction, whether it holds any, and, for lists, which items expand to many
-_SHAPE: dict[int, tuple[bool, bool, tuple[bool, ...]]] = {}
 _EXPANDS = ("$each", "$all", "$refs")
-
-
-def _shape(node: Any) -> tuple[bool, bool, tuple[bool, ...]]:
-    found = _SHAPE.get(id(node))
-    if found is None:
-        if isinstance(node, list):
-            found = (False, _dynamic(node),
-                     tuple(isinstance(i, dict) and any(k in i for k in _EXPANDS) for i in node))
-        else:
-            found = (any(k.startswith("$") for k in node), _dynamic(node), ())
-        _SHAPE[id(node)] = found
-    return found
+_LEAF_OPTIONS = ("required", "check", "table", "as", "default")
+Compiled = Callable[[Run], Any]
+#: template object id -> (the object, so that its id cannot be reused; its compiled form)
+_COMPILED: dict[int, tuple[Any, Compiled]] = {}
 
 
 def evaluate(run: Run, node: Any) -> Any:
+    return compiled(node)(run)
+
+
+def compiled(node: Any) -> Compiled:
+    """The template node as a function of the run, built once per node: the walk over the
+    template's JSON is done at load time, not for every message."""
+    found = _COMPILED.get(id(node))
+    if found is None or found[0] is not node:
+        found = (node, _compile(node))
+        _COMPILED[id(node)] = found
+    return found[1]
+
+
+def _compile(node: Any) -> Compiled:
     if isinstance(node, list):
+        return _compile_list(node)
+    if not isinstance(node, dict):
+        return lambda run: node
+    if any(k.startswith("$") for k in node):
+        return _compile_instruction(node)
+    dynamic = _dynamic(node)
+    parts = [(k, compiled(v) if isinstance(v, (dict, list)) else None, v) for k, v in node.items()]
+
+    def obj(run: Run) -> Any:
+        before = run.hits
+        result = {}
+        for k, fn, const in parts:
+            value = fn(run) if fn is not None else const
+            if value is not None:
+                result[k] = value
+        if not result or (dynamic and run.hits == before):
+            return None
+        return result
+    return obj
+
+
+def _compile_list(node: list[Any]) -> Compiled:
+    items = [(isinstance(i, dict) and any(k in i for k in _EXPANDS), i, compiled(i) if not (
+        isinstance(i, dict) and any(k in i for k in _EXPANDS)) else None) for i in node]
+
+    def many(run: Run) -> Any:
         out: list[Any] = []
-        for item, expands in zip(node, _shape(node)[2], strict=True):
+        for expands, item, fn in items:
             if expands:
                 out.extend(_expand(run, item))
             else:
-                v = evaluate(run, item)
+                v = fn(run)  # type: ignore[misc]
                 if v is not None:
                     out.append(v)
         return out or None
-    if not isinstance(node, dict):
-        return node
-    instruction, dynamic, _ = _shape(node)
-    if instruction:
-        return _instruction(run, node)
-    before = run.hits
-    result = {}
-    for k, v in node.items():
-        value = evaluate(run, v) if isinstance(v, (dict, list)) else v
-        if value is not None:
-            result[k] = value
-    if not result or (dynamic and run.hits == before):
-        return None
-    return result
+    return many
+
+
+def _compile_instruction(node: dict[str, Any]) -> Compiled:
+    simple = not any(k in node for k in _LEAF_OPTIONS)
+    if "$" in node:
+        name, f, c, sub = _path(node["$"])
+
+        def field_value(run: Run) -> Any:
+            seg = run.seg(name)
+            value = run.message.get_in(seg, f, c, sub) if seg is not None else ""
+            if simple and value and value != '""':
+                run.hits += 1
+                return value
+            return _leaf(run, value, node, seg, name, f, c)
+        return field_value
+    if "$c" in node:
+        comp = int(node["$c"])
+
+        def component(run: Run) -> Any:
+            value = run.message.component_of(run.rep or "", comp)
+            if simple and value and value != '""':
+                run.hits += 1
+                return value
+            seg = run.segment
+            return _leaf(run, value, node, seg, seg.name if seg else "", 0, comp)
+        return component
+    return lambda run: _instruction(run, node)
 
 
 def _expand(run: Run, node: dict[str, Any]) -> list[Any]:
