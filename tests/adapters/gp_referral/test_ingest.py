@@ -74,3 +74,11 @@ def test_triage_due_searchable_and_sortable(repo: Any, fhir: Any) -> None:
     assert [e["resource"]["identifier"][0]["value"] for e in r.json()["entry"]] == ["U1"]
     r = fhir.get("ServiceRequest?_sort=-triage-due")
     assert r.json()["entry"][0]["resource"]["identifier"][0]["value"] == "RT"
+
+
+def test_status_update_i15(repo: Any, fhir: Any) -> None:
+    assert run(repo, referral("R5"))[0].accepted
+    i15 = referral("R5", trigger="I15").replace(b"RF1|A^Accepted", b"RF1|R^Rejected")
+    assert run(repo, i15)[0].accepted
+    sr = fhir.get(f"ServiceRequest?identifier={SR}|R5").json()["entry"][0]["resource"]
+    assert sr["status"] == "revoked"

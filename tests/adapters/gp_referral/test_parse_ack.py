@@ -87,3 +87,17 @@ def test_aa_echoes_control_id() -> None:
     c = convert(referral("OK1", control="CTRL-77"))
     assert c.ok
     assert ack(c.message, []).decode().split("\r")[1] == "MSA|AA|CTRL-77"
+
+
+@pytest.mark.parametrize("version", ["2.3", "2.3.1", "2.4", "2.5", "2.5.1"])
+def test_versions_accepted(version: str) -> None:
+    assert convert(referral("V", version=version)).ok
+
+
+def test_unknown_segments_kept_in_raw_message() -> None:
+    raw = referral("Z1").replace(b"RF1|", b"EVN|I12|20240311093000\rRF1|")
+    got = resources(raw)
+    import base64
+
+    kept = base64.b64decode(got["DocumentReference"]["content"][0]["attachment"]["data"])
+    assert kept == raw and b"ZXT|1|local data" in kept and b"EVN|I12" in kept
