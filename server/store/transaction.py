@@ -116,6 +116,13 @@ def _match(u: UnitOfWork, rtype: str, query: list[tuple[str, str]]) -> list[Stor
 def run_transaction(
     repo: Repository, ctx: AccessContext, entries_raw: list[Any], base: str = ""
 ) -> list[dict[str, Any]]:
+    with repo.unit(ctx) as u:
+        return apply_transaction(u, entries_raw, base)
+
+
+def apply_transaction(u: UnitOfWork, entries_raw: list[Any], base: str = "") -> list[dict[str, Any]]:
+    """A transaction's entries inside a unit of work the caller owns (so that many
+    transactions can share one commit, each in a savepoint of ``Repository.run_batch``)."""
     entries = [_Entry(i, e, base) for i, e in enumerate(entries_raw)]
     seen_urls: set[str] = set()
     for e in entries:
@@ -124,64 +131,63 @@ def run_transaction(
                 raise BadRequest(f"{e.where()}: fullUrl {e.full_url} appears twice in the transaction")
             seen_urls.add(e.full_url)
     results: list[dict[str, Any] | None] = [None] * len(entries)
-    with repo.unit(ctx) as u:
-        mapping: dict[str, str] = {}
-        targets: set[tuple[str, str]] = set()
-        # resolve identities before writing: POST ids, conditional creates, conditional PUTs
-        for e in entries:
-            if e.type not in RESOURCE_TYPES:
-                raise NotFound(f"{e.where()}: resource type {e.type!r} is not served here")
-            if e.method in ("POST", "PUT") and not isinstance(e.resource, dict):
-                raise BadRequest(f"{e.where()}: {e.method} needs a resource")
-            if e.method == "POST":
-                if e.if_none_exist:
-                    found = _match(u, e.type, parse_qsl(e.if_none_exist.lstrip("?"), keep_blank_values=True))
-                    if len(found) > 1:
-                        raise PreconditionFailed(f"{e.where()}: ifNoneExist matches more than one {e.type}")
-                    if found:
-                        e.target_id = found[0].id
-                        results[e.index] = {"response": _response("200 OK", found[0], base)}
-                if e.target_id is None:
-                    e.target_id = str(uuid.uuid4())
-            elif e.method in ("PUT", "PATCH", "DELETE") and e.id is None and e.query:
-                found = _match(u, e.type, e.query)
+    mapping: dict[str, str] = {}
+    targets: set[tuple[str, str]] = set()
+    # resolve identities before writing: POST ids, conditional creates, conditional PUTs
+    for e in entries:
+        if e.type not in RESOURCE_TYPES:
+            raise NotFound(f"{e.where()}: resource type {e.type!r} is not served here")
+        if e.method in ("POST", "PUT") and not isinstance(e.resource, dict):
+            raise BadRequest(f"{e.where()}: {e.method} needs a resource")
+        if e.method == "POST":
+            if e.if_none_exist:
+                found = _match(u, e.type, parse_qsl(e.if_none_exist.lstrip("?"), keep_blank_values=True))
                 if len(found) > 1:
-                    raise PreconditionFailed(f"{e.where()}: the condition matches more than one {e.type}")
+                    raise PreconditionFailed(f"{e.where()}: ifNoneExist matches more than one {e.type}")
                 if found:
                     e.target_id = found[0].id
-                elif e.method == "PUT":
-                    given = (e.resource or {}).get("id")
-                    e.target_id = given or str(uuid.uuid4())
-            else:
-                e.target_id = e.id
-            if e.full_url and e.target_id and e.method in ("POST", "PUT"):
-                mapping[e.full_url] = f"{e.type}/{e.target_id}"
-            if e.target_id and e.method in ("POST", "PUT", "PATCH", "DELETE"):
-                key = (e.type, e.target_id)
-                if key in targets:
-                    raise BadRequest(f"{e.where()}: {e.type}/{e.target_id} is the target of two entries")
-                targets.add(key)
-        conditional: set[str] = set()
-        for e in entries:
-            if e.resource is not None:
-                _collect_conditional_refs(e.resource, conditional)
-        for ref in conditional:
-            rtype, _, qs = ref.partition("?")
-            found = _match(u, rtype, parse_qsl(qs, keep_blank_values=True))
-            if len(found) != 1:
-                raise PreconditionFailed(
-                    f"conditional reference {ref!r} matches {len(found)} resources; it must match exactly one"
-                )
-            mapping[ref] = f"{rtype}/{found[0].id}"
-        for e in sorted(entries, key=lambda x: (ORDER[x.method], x.index)):
-            if results[e.index] is not None:
-                continue
-            try:
-                results[e.index] = _apply(u, e, mapping, base)
-            except FhirError as exc:
-                exc.diagnostics = f"{e.where()}: {exc.diagnostics}"
-                exc.args = (exc.diagnostics,)
-                raise
+                    results[e.index] = {"response": _response("200 OK", found[0], base)}
+            if e.target_id is None:
+                e.target_id = str(uuid.uuid4())
+        elif e.method in ("PUT", "PATCH", "DELETE") and e.id is None and e.query:
+            found = _match(u, e.type, e.query)
+            if len(found) > 1:
+                raise PreconditionFailed(f"{e.where()}: the condition matches more than one {e.type}")
+            if found:
+                e.target_id = found[0].id
+            elif e.method == "PUT":
+                given = (e.resource or {}).get("id")
+                e.target_id = given or str(uuid.uuid4())
+        else:
+            e.target_id = e.id
+        if e.full_url and e.target_id and e.method in ("POST", "PUT"):
+            mapping[e.full_url] = f"{e.type}/{e.target_id}"
+        if e.target_id and e.method in ("POST", "PUT", "PATCH", "DELETE"):
+            key = (e.type, e.target_id)
+            if key in targets:
+                raise BadRequest(f"{e.where()}: {e.type}/{e.target_id} is the target of two entries")
+            targets.add(key)
+    conditional: set[str] = set()
+    for e in entries:
+        if e.resource is not None:
+            _collect_conditional_refs(e.resource, conditional)
+    for ref in conditional:
+        rtype, _, qs = ref.partition("?")
+        found = _match(u, rtype, parse_qsl(qs, keep_blank_values=True))
+        if len(found) != 1:
+            raise PreconditionFailed(
+                f"conditional reference {ref!r} matches {len(found)} resources; it must match exactly one"
+            )
+        mapping[ref] = f"{rtype}/{found[0].id}"
+    for e in sorted(entries, key=lambda x: (ORDER[x.method], x.index)):
+        if results[e.index] is not None:
+            continue
+        try:
+            results[e.index] = _apply(u, e, mapping, base)
+        except FhirError as exc:
+            exc.diagnostics = f"{e.where()}: {exc.diagnostics}"
+            exc.args = (exc.diagnostics,)
+            raise
     return [r or {} for r in results]
 
 
