@@ -51,6 +51,9 @@ SNAPSHOT_TYPES: Final = (
     "Identifier", "Reference", "CodeableConcept", "Coding", "HumanName", "Address", "ContactPoint", "Period",
     "Attachment", "Meta", "Narrative", "Annotation", "Quantity", "Timing", "Dosage", "Range", "Ratio", "Duration",
     "Age", "Money", "SimpleQuantity", "Signature", "SampledData", "ContactDetail", "UsageContext", "Expression",
+    # primitives: differentials reach their id and extension (Patient.gender.extension)
+    "base64Binary", "boolean", "canonical", "code", "date", "dateTime", "decimal", "id", "instant", "integer",
+    "markdown", "oid", "positiveInt", "string", "time", "unsignedInt", "uri", "url", "uuid",
 )
 
 
