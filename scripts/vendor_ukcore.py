@@ -271,6 +271,8 @@ def tidy(value: Any) -> Any:
 
 def local_name(node: ET.Element) -> str:
     tag = node.tag
+    if tag == "{" + XHTML_NS + "}div":
+        return "div"  # Narrative.div is XHTML
     if not tag.startswith(FHIR_NS):
         raise VendorError(f"{tag} is not in the FHIR namespace")
     return tag[len(FHIR_NS):]
