@@ -187,3 +187,30 @@ def test_stream_search_parameter_is_registered() -> None:
         {"coding": [{"system": f"{BASE}/CodeSystem/cap-stream", "code": "camhs"}]},
         {"coding": [{"system": "http://snomed.info/sct", "code": "3457005"}]}]}
     assert param.extract(referral) == [referral["category"][0]]
+
+
+def _questionnaire_invariant_failures(questionnaire: dict[str, Any]) -> list[str]:
+    from fhirpathpy.models import models
+
+    bundle = load(R4 / "structure-definitions.json")
+    (sd,) = [e["resource"] for e in bundle["entry"] if e["resource"]["id"] == "Questionnaire"]
+    failures = []
+    for element in sd["snapshot"]["element"]:
+        path = element["path"]
+        nodes = [questionnaire] if path == "Questionnaire" else evaluate(
+            questionnaire, path.replace("Questionnaire.item", "Questionnaire.repeat(item)", 1), model=models["r4"])
+        for constraint in element.get("constraint", []):
+            if not constraint["key"].startswith("que"):
+                continue
+            for node in nodes:
+                if evaluate(node, constraint["expression"], {"resource": questionnaire},
+                            model=models["r4"]) not in ([True], []):
+                    failures.append(constraint["key"])
+    return failures
+
+
+def test_dialog_questionnaire_meets_the_r4_questionnaire_invariants() -> None:
+    q = load(PACKAGE / "Questionnaire-dialog.json")
+    assert _questionnaire_invariant_failures(q) == []
+    q["item"][0]["item"][0]["answerValueSet"] = f"{BASE}/ValueSet/dialog-satisfaction"
+    assert "que-4" in _questionnaire_invariant_failures(q)  # answerOption and answerValueSet together
