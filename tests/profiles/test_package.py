@@ -214,3 +214,48 @@ def test_dialog_questionnaire_meets_the_r4_questionnaire_invariants() -> None:
     assert _questionnaire_invariant_failures(q) == []
     q["item"][0]["item"][0]["answerValueSet"] = f"{BASE}/ValueSet/dialog-satisfaction"
     assert "que-4" in _questionnaire_invariant_failures(q)  # answerOption and answerValueSet together
+
+
+EXAMPLES = sorted((PACKAGE / "example").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_parses_and_claims_a_package_profile(path: Path) -> None:
+    example = load(path)
+    get_fhir_model_class(example["resourceType"]).model_validate(example)
+    (claimed,) = example["meta"]["profile"]
+    sd = load(PACKAGE / f"StructureDefinition-{claimed.rsplit('/', 1)[1]}.json")
+    assert sd["type"] == example["resourceType"]
+    # the profile's required top-level elements are present, and its fixed values hold
+    for element in sd["snapshot"]["element"]:
+        parts = element["id"].split(".")
+        if len(parts) != 2 or ":" in element["id"]:
+            continue
+        name = parts[1].replace("[x]", "")
+        present = [k for k in example if k == name or (parts[1].endswith("[x]") and k.startswith(name))]
+        if element.get("min", 0) >= 1:
+            assert present, f"{path.name}: {element['id']} is required by {claimed}"
+        for key, value in element.items():
+            if key.startswith("fixed") and present:
+                assert example[present[0]] == value, f"{path.name}: {element['id']} must be {value}"
+
+
+def test_examples_cover_every_resource_profile() -> None:
+    claimed = {load(p)["meta"]["profile"][0] for p in EXAMPLES}
+    profiles = {load(p)["url"] for p in FILES if load(p).get("kind") == "resource"}
+    assert claimed == profiles
+
+
+def test_patient_example_meets_the_nhs_number_invariant() -> None:
+    patient = load(PACKAGE / "example" / "Patient-example-jane.json")
+    (nhs,) = [i for i in patient["identifier"] if i["system"] == "https://fhir.nhs.uk/Id/nhs-number"]
+    assert evaluate(nhs, _nhs_invariant()) == [True]
+
+
+def test_dialog_example_answers_every_item() -> None:
+    q = load(PACKAGE / "Questionnaire-dialog.json")
+    qr = load(PACKAGE / "example" / "QuestionnaireResponse-example-dialog.json")
+    assert qr["questionnaire"] == f"{q['url']}|{q['version']}"
+    asked = [(g["linkId"], [i["linkId"] for i in g["item"]]) for g in q["item"] if g["type"] == "group"]
+    answered = [(g["linkId"], [i["linkId"] for i in g["item"]]) for g in qr["item"]]
+    assert answered == asked
