@@ -178,7 +178,7 @@ class Generator:
 
 # -- the definitions available here ---------------------------------------------------------
 def _read(path: Any) -> JSON:
-    return orjson.loads(path.read_bytes())  # type: ignore[no-any-return]
+    return orjson.loads(path.read_bytes())
 
 
 @cache
