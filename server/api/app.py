@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from carebridge.config import Settings
+from server.api import conformance, package_pages, transaction
 from server.api import interactions as rest
-from server.api import transaction
 from server.api.capability import capability_statement, smart_configuration
 from server.api.context import ApiState, state
 from server.api.http import check_accept, error_response, fhir_response
@@ -27,6 +27,7 @@ from server.api.paging import PageSigner
 from server.api.routing import FhirRouter
 from server.auth.keys import link_secret
 from server.auth.tokens import TokenService
+from server.definitions.package import CONFORMANCE_TYPES
 from server.definitions.search_parameters import default_registry
 from server.fhir.errors import FhirError, MethodNotAllowed, NotFound
 from server.store.engine import make_engine, migrate
@@ -54,9 +55,25 @@ def _token_url(api: ApiState) -> str:
     return api.base.removesuffix("/fhir") + "/auth/token"
 
 
+def _conformance_routes() -> list[tuple[str, str, Any]]:
+    """The package's conformance resources: read and search, every write refused."""
+    routes: list[tuple[str, str, Any]] = []
+    for rtype in CONFORMANCE_TYPES:
+        routes += [
+            ("GET", f"/fhir/{rtype}/{{id}}", conformance.read),
+            ("GET", f"/fhir/{rtype}", conformance.search),
+            *((method, f"/fhir/{rtype}", conformance.read_only) for method in ("POST", "PUT", "DELETE")),
+            *((method, f"/fhir/{rtype}/{{id}}", conformance.read_only) for method in ("PUT", "PATCH", "DELETE")),
+        ]
+    return routes
+
+
 ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/fhir/metadata", metadata),
     ("GET", "/fhir/.well-known/smart-configuration", smart_config),
+    ("GET", "/profiles", package_pages.index),
+    ("GET", "/profiles/{page}", package_pages.resource_page),
+    *_conformance_routes(),
     ("POST", "/fhir", transaction.bundle),
     ("GET", "/fhir", rest.search_system),
     ("GET", "/fhir/_history", rest.history),

@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 from carebridge import __version__
+from server.definitions.package import CONFORMANCE_TYPES, SEARCH_CODES, SEARCH_DEFINITIONS, SEARCH_TYPES
 from server.definitions.search_parameters import RESOURCE_TYPES, SearchParameterRegistry
 
 TYPE_INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type",
@@ -51,6 +52,15 @@ def _statement(base: str, token_url: str, registry_id: int, registry: SearchPara
             entry["operation"] = [{"name": "everything",
                                    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]
         resources.append(entry)
+    for rtype in CONFORMANCE_TYPES:
+        resources.append({
+            "type": rtype,
+            "profile": f"http://hl7.org/fhir/StructureDefinition/{rtype}",
+            "documentation": "The carebridge FHIR package's resources (also browsable at /profiles); read-only.",
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": [{"name": c, "definition": SEARCH_DEFINITIONS[c], "type": SEARCH_TYPES[c]}
+                            for c in SEARCH_CODES],
+        })
     return {
         "resourceType": "CapabilityStatement",
         "id": "carebridge",
