@@ -17,6 +17,7 @@ run: $(STAMP)
 	$(VENV)/bin/carebridge serve --demo-data
 
 test: $(STAMP)
+	-@$(MAKE) --no-print-directory browser-deps || echo "chromium could not be installed: the /profiles browser test will skip"
 	$(PY) -m pytest -n 2 -q
 
 # Debian's chromium, for the browser test of the /profiles pages (it skips, saying so, without it)

@@ -68,11 +68,15 @@ def _conformance_routes() -> list[tuple[str, str, Any]]:
     return routes
 
 
+#: pages for people, served by FastAPI's router (no token: the package is public)
+PAGE_ROUTES: list[tuple[str, str, Any]] = [
+    ("GET", "/profiles", package_pages.index),
+    ("GET", "/profiles/{page}", package_pages.resource_page),
+]
+
 ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/fhir/metadata", metadata),
     ("GET", "/fhir/.well-known/smart-configuration", smart_config),
-    ("GET", "/profiles", package_pages.index),
-    ("GET", "/profiles/{page}", package_pages.resource_page),
     *_conformance_routes(),
     ("POST", "/fhir", transaction.bundle),
     ("GET", "/fhir", rest.search_system),
@@ -141,6 +145,8 @@ def create_app(settings: Settings, api_state: ApiState | None = None) -> FastAPI
     )
     app.state.api = api
     app.fhir = FhirRouter(ROUTES)
+    for method, path, handler in PAGE_ROUTES:
+        app.add_api_route(path, handler, methods=[method], include_in_schema=False)
 
     @app.exception_handler(FhirError)
     async def _fhir_error(request: Request, exc: FhirError) -> Response:
