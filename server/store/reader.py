@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine, bindparam, false, select
 
-from server.store.schema import resource
+from server.store.schema import resource, token_index
 
 
 class CurrentRow(NamedTuple):
@@ -45,6 +45,40 @@ class RowReader:
         self._params = (lambda rtype, id: tuple({"rtype": rtype, "id": id}[k] for k in order)) if positional else (
             lambda rtype, id: {"rtype": rtype, "id": id}
         )
+
+        t = token_index.c
+        by_token = (
+            select(r.pk, r.resource_type, r.id, r.version_id, r.last_updated, r.content, r.deleted)
+            .distinct()
+            .select_from(token_index.join(resource, r.pk == t.resource_pk))
+            .where(t.param_id == bindparam("pid"), t.code == bindparam("code"), t.system == bindparam("system"),
+                   r.resource_type == bindparam("rtype"), r.deleted == false())
+        )
+        compiled = by_token.compile(dialect=engine.dialect)
+        self._by_token_sql = str(compiled)
+        names = list(compiled.positiontup or ("pid", "code", "system", "rtype"))
+        self._by_token_params = (
+            (lambda values: tuple(values[k] for k in names)) if positional else (lambda values: values)
+        )
+
+    def by_token(self, dbapi_conn: Any, resource_type: str, param_id: int, system: str, code: str,
+                 limit: int) -> list[CurrentRow]:
+        """Current resources of a type carrying ``system|code`` in a token parameter.
+
+        Conditional creates and updates on a business identifier (an NHS number, an ODS
+        code, a referral id) are the hot path of every feed; this answers them with one
+        indexed join inside the caller's transaction (``dbapi_conn`` is its connection).
+        """
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute(self._by_token_sql, self._by_token_params(
+                {"pid": param_id, "code": code, "system": system, "rtype": resource_type}))
+            rows = cursor.fetchmany(limit)
+        finally:
+            cursor.close()
+        return [CurrentRow(row[0], row[1], row[2], row[3], row[4],
+                           row[5] if row[5] is None or isinstance(row[5], bytes) else bytes(row[5]), bool(row[6]))
+                for row in rows]
 
     def current(self, resource_type: str, id: str) -> CurrentRow | None:
         conn: Any = self.engine.raw_connection()

@@ -108,9 +108,7 @@ def _collect_conditional_refs(value: Any, found: set[str]) -> None:
 
 
 def _match(u: UnitOfWork, rtype: str, query: list[tuple[str, str]]) -> list[StoredResource]:
-    parsed = u.repo.parser.parse([rtype], query, strict=True)
-    parsed.count = 2
-    return u.search(parsed).matches
+    return u.match(rtype, query)
 
 
 def run_transaction(

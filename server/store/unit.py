@@ -243,8 +243,29 @@ class UnitOfWork:
     def _match(self, rtype: str, query: list[tuple[str, str]], what: str) -> list[StoredResource]:
         if not query:
             raise BadRequest(f"{what} needs search criteria")
+        return self.match(rtype, query)
+
+    def match(self, rtype: str, query: list[tuple[str, str]], limit: int = 2) -> list[StoredResource]:
+        """Up to ``limit`` resources matching a condition (conditional interactions, references).
+
+        A condition on one token with system and code (``identifier=system|value``) takes
+        the reader's indexed join when the caller sees the whole type; anything else, or
+        a caller with narrowed visibility, goes through the search engine, whose SQL
+        carries the visibility predicate.
+        """
         parsed = self.repo.parser.parse([rtype], query, strict=True)
-        parsed.count = 2
+        parsed.count = limit
+        clauses = parsed.clauses_by_type.get(rtype, [])
+        if len(clauses) == 1 and not parsed.includes and not parsed.sort:
+            c = clauses[0]
+            v = c.values[0] if len(c.values) == 1 else None
+            if (c.param is not None and c.param.type == "token" and c.modifier is None and not c.chain
+                    and c.has is None and v is not None and v.system and v.code):
+                self.policy.require(self.ctx, "s", rtype)
+                if self.policy.visibility(self.ctx, rtype).everything:
+                    dbapi = self.conn.connection.dbapi_connection
+                    rows = self.repo.reader.by_token(dbapi, rtype, c.param.param_id, v.system, v.code, limit)
+                    return [_stored(row) for row in rows]
         return self.search(parsed).matches
 
     def create(
