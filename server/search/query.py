@@ -245,7 +245,7 @@ class QueryParser:
             target_type, modifier = modifier, ""
         if modifier and modifier not in MODIFIERS.get(param.type, set()):
             raise BadRequest(f"modifier :{modifier} is not allowed on {param.type} parameter {code!r}")
-        if modifier in UNSUPPORTED_MODIFIERS:
+        if modifier in UNSUPPORTED_MODIFIERS and not (param.type == "uri" and modifier in ("above", "below")):
             raise BadRequest(f"modifier :{modifier} is not supported by this server")
         if chain:
             if param.type != "reference":
