@@ -268,7 +268,8 @@ class QueryParser:
         if target_type:
             values = [Value(v.raw if "/" in v.raw else f"{target_type}/{v.raw}") for v in values]
         for v in values:
-            self._check(param, v, code)
+            if modifier != "missing":
+                self._check(param, v, code)
         return Clause(name, param, modifier or None, values)
 
     def _has(self, types: list[str], name: str, value: str, strict: bool) -> Clause | None:
