@@ -153,6 +153,12 @@ class QueryParser:
         query = SearchQuery(resource_types=resource_types, count=self.default_count)
         query.clauses_by_type = {t: [] for t in resource_types}
         for name, value in params:
+            base, _, mod = name.partition(":")
+            if base in ("_include", "_revinclude") and mod in ("iterate", "recurse"):
+                # R4 writes the modifier on the name: _include:iterate=Type:param[:target]
+                query.includes.append(self._include(value, reverse=base == "_revinclude", iterate=True))
+                query.applied.append((name, value))
+                continue
             if name in RESULT_PARAMS:
                 self._result_param(query, name, value)
                 continue
@@ -202,8 +208,7 @@ class QueryParser:
             return
         query.applied.append((name, value))
 
-    def _include(self, value: str, reverse: bool) -> Include:
-        iterate = False
+    def _include(self, value: str, reverse: bool, iterate: bool = False) -> Include:
         parts = value.split(":")
         if parts[-1] in ("iterate", "recurse"):
             iterate, parts = True, parts[:-1]
