@@ -471,7 +471,8 @@ class UnitOfWork:
                     .where(table.c.resource_pk == r.c.pk, table.c.param_id + 0 == param.param_id)
                     .scalar_subquery()
                 )
-            keys.append(col.desc() if desc else col.asc())
+            # resources without a value sort last either way, on SQLite and PostgreSQL alike
+            keys.append((col.desc() if desc else col.asc()).nulls_last())
         return keys
 
     def _includes(self, includes: list[Include], matches: list[StoredResource]) -> list[StoredResource]:
