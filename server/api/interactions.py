@@ -19,7 +19,7 @@ from server.api.http import (
     write_response,
 )
 from server.definitions.search_parameters import RESOURCE_TYPES
-from server.fhir.errors import BadRequest, MethodNotAllowed, NotFound, information
+from server.fhir.errors import BadRequest, MethodNotAllowed, NotFound, Unprocessable, information
 from server.search.query import encode_pairs, params_from_pairs
 from server.store.unit import prepare
 
@@ -121,7 +121,7 @@ async def create(request: Request) -> Response:
     rtype = resource_type(request.path_params["type"])
     body = await json_body(request)
     if isinstance(body, dict) and body.get("resourceType") not in (None, rtype):
-        raise BadRequest(f"the body is a {body.get('resourceType')}, but the URL names {rtype}")
+        raise Unprocessable(f"the body is a {body.get('resourceType')}, but the URL names {rtype}", code="invalid")
     prepared = prepare(api.repository, body, rtype)
     if_none_exist = request.headers.get("if-none-exist")
     outcome = await api.write(ctx, lambda u: u.create(body, if_none_exist=if_none_exist, prepared=prepared))

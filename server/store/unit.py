@@ -80,7 +80,7 @@ def prepare(repo: Repository, res: Any, rtype: str | None = None) -> PreparedRes
         raise BadRequest("the body is not a FHIR resource (no resourceType)")
     actual = res["resourceType"]
     if rtype is not None and actual != rtype:
-        raise BadRequest(f"the body is a {actual}, but the URL names {rtype}")
+        raise Unprocessable(f"the body is a {actual}, but the URL names {rtype}", code="invalid")
     if actual not in RESOURCE_TYPES:
         raise NotFound(f"resource type {actual!r} is not served here")
     repo.validator.validate(res)
@@ -185,7 +185,8 @@ class UnitOfWork:
                  prepared: PreparedResource | None = None) -> PreparedResource:
         if prepared is not None and prepared.resource is res:
             if rtype is not None and prepared.resource_type != rtype:
-                raise BadRequest(f"the body is a {prepared.resource_type}, but the URL names {rtype}")
+                raise Unprocessable(f"the body is a {prepared.resource_type}, but the URL names {rtype}",
+                                    code="invalid")
             return prepared
         return prepare(self.repo, res, rtype)
 
