@@ -578,7 +578,7 @@ class UnitOfWork:
                 where = and_(where, r.c.last_updated >= parse_range(since)[0])
             except DateFormatError as exc:
                 raise BadRequest(f"_since: {exc}") from None
-        stmt = select(*_COLUMNS).select_from(r).where(where).order_by(r.c.pk)
+        stmt = select(*(r.c[c.name] for c in _COLUMNS)).where(where).order_by(r.c.pk)
         if after is not None:
             stmt = stmt.where(r.c.pk > after)
         rows = self.conn.execute(stmt.limit(count + 1)).all()
