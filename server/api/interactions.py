@@ -262,7 +262,7 @@ async def everything(request: Request) -> Response:
         if page_state.get("p") != request.path_params["id"]:
             raise BadRequest("the paging link belongs to another patient")
         after = int(page_state["a"])
-    count = min(int(q.get("_count", api.settings.default_page_size)), api.settings.max_page_size)
+    count = _page_size(api, q.get("_count"))
     page = await api.call(api.repository.everything, ctx, request.path_params["id"], count=count, after=after,
                           since=q.get("_since"))
     self_url = f"{api.base}/Patient/{request.path_params['id']}/$everything"
