@@ -29,7 +29,7 @@ MODIFIERS = {
     "uri": {"missing", "below", "above"},
     "composite": {"missing"},
 }
-UNSUPPORTED_MODIFIERS = {"in", "not-in", "above", "below", "of-type"}
+UNSUPPORTED_MODIFIERS = {"in", "not-in", "above", "below"}
 SUMMARY_VALUES = {"true", "false", "text", "data", "count"}
 TOTAL_VALUES = {"none", "estimate", "accurate"}
 
@@ -275,6 +275,8 @@ class QueryParser:
         for v in values:
             if modifier != "missing":
                 self._check(param, v, code)
+            if modifier == "of-type" and (v.system is None or "|" not in (v.code or "")):
+                raise BadRequest(f"{code}:of-type takes type-system|type-code|value, not {v.raw!r}")
         return Clause(name, param, modifier or None, values)
 
     def _has(self, types: list[str], name: str, value: str, strict: bool) -> Clause | None:

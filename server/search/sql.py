@@ -93,6 +93,10 @@ class SqlCompiler:
         if kind == "token":
             if modifier == "text":
                 cond = or_(*(_prefix_range(token_index.c.text, normalise(v.raw)) for v in clause.values))
+            elif modifier == "of-type":  # type-system|type-code|value, indexed as system "type-system|type-code"
+                cond = or_(*(and_(token_index.c.system == f"{v.system}|{(v.code or '').partition('|')[0]}",
+                                  token_index.c.code == (v.code or "").partition("|")[2])
+                             for v in clause.values))
             else:
                 cond = or_(*(self._token_value(v) for v in clause.values))
             sub = select(token_index.c.resource_pk).where(self._pid(token_index, pid), cond)

@@ -72,9 +72,18 @@ def test_token(module_fhir, data, query, expected):
     assert hits(module_fhir, data, query) == expected
 
 
-def test_identifier_of_type_is_refused_until_supported(module_fhir, data):
-    body = search(module_fhir, f"Patient?identifier:of-type={V2_0203}|MR|RIO1", status=400)
-    assert body["issue"][0]["diagnostics"] == "modifier :of-type is not supported by this server"
+def test_identifier_of_type(module_fhir, data):
+    assert hits(module_fhir, data, f"Patient?identifier:of-type={V2_0203}|MR|RIO1") == {"p1"}
+    assert hits(module_fhir, data, f"Patient?identifier:of-type={V2_0203}|MR|RIO2") == set()
+    assert hits(module_fhir, data, f"Patient?identifier:of-type={V2_0203}|NH|RIO1") == set()
+    assert hits(module_fhir, data, f"Patient?identifier:of-type={V2_0203}|MR|RIO1,{V2_0203}|MR|x") == {"p1"}
+    # the type rows do not answer ordinary identifier searches with a system
+    assert hits(module_fhir, data, f"Patient?identifier={V2_0203}|MR") == set()
+    assert hits(module_fhir, data, "Patient?identifier=RIO1") == {"p1"}
+
+
+def test_identifier_of_type_needs_three_parts(module_fhir, data):
+    search(module_fhir, "Patient?identifier:of-type=RIO1", status=400)
 
 
 def test_missing_takes_true_or_false(module_fhir, data):

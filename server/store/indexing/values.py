@@ -49,8 +49,12 @@ def tokens(value: Any) -> Iterator[tuple[str | None, str | None, str | None]]:
             if system in CONTACT_SYSTEMS and "type" not in value and "assigner" not in value:
                 yield system, _clip(str(value["value"])), None  # ContactPoint
             else:  # Identifier
-                type_text = (value.get("type") or {}).get("text") if isinstance(value.get("type"), dict) else None
-                yield system, _clip(str(value["value"])), _norm(type_text)
+                id_type = value.get("type") if isinstance(value.get("type"), dict) else {}
+                yield system, _clip(str(value["value"])), _norm(id_type.get("text"))
+                # for :of-type: one row per type coding, system "type-system|type-code"
+                for coding in id_type.get("coding") or []:
+                    if isinstance(coding, dict) and coding.get("code"):
+                        yield f"{coding.get('system') or ''}|{coding['code']}", _clip(str(value["value"])), None
 
 
 def _norm(text: Any) -> str | None:
