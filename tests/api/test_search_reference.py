@@ -82,10 +82,15 @@ def _cases(m):
         ("Questionnaire?url:below=https://fhir.lpt.nhs.uk/Questionnaire", {"q1", "q2"}),
         (f"Questionnaire?url:above={uk.DIALOG_URL}/extra", {"q1"}),
         ("Questionnaire?url=https://fhir.lpt.nhs.uk/Questionnaire", set()),
+        ("Questionnaire?url:below=HTTPS://FHIR.LPT.NHS.UK/Questionnaire", set()),
+        ("Questionnaire?url:below=https://fhir.lpt.nhs.uk/Questionnaire/dia", set()),
+        (f"Questionnaire?url:below={uk.DIALOG_URL}", {"q1", "q2"}),
+        (f"Questionnaire?url:above={uk.DIALOG_URL}ue", set()),
+        (f"Questionnaire?url:above={uk.DIALOG_URL}/v2/x", {"q1", "q2"}),
     ]
 
 
-CASES = range(43)
+CASES = range(48)
 
 
 @pytest.mark.parametrize("n", CASES)
