@@ -638,8 +638,9 @@ class R4Corrections:
 
 
 def compile_elements(definition: JSON, datatypes: Mapping[str, JSON], corrections: R4Corrections) -> JSON:
-    """Relative path -> ``types``, ``min``, ``max`` (and ``ref``, ``profiles``)
-    for every element of a snapshot but its root."""
+    """Relative path -> ``types``, ``min``, ``max`` (and ``ref``, ``profiles``,
+    and ``summary`` / ``modifier`` when the element is marked isSummary /
+    isModifier) for every element of a snapshot but its root."""
     snapshot: list[JSON] = definition["snapshot"]["element"]
     root = snapshot[0]["path"]
     compiled: JSON = {}
@@ -649,6 +650,11 @@ def compile_elements(definition: JSON, datatypes: Mapping[str, JSON], correction
             continue
         relative = path.removeprefix(root + ".")
         entry: JSON = {"min": element["min"], "max": element["max"]}
+        # what _summary=true returns: elements marked isSummary, and modifiers, which must never be dropped
+        if element.get("isSummary"):
+            entry["summary"] = True
+        if element.get("isModifier"):
+            entry["modifier"] = True
         reference = element.get("contentReference")
         if isinstance(reference, str):
             target = reference.partition("#")[2].removeprefix(root + ".")
@@ -856,7 +862,9 @@ by `scripts/vendor_r4_definitions.py`. Do not edit them by hand.
   transitively (`Extension.value[x]` admits most datatypes, so nearly all),
   compiled from the snapshots. Each type maps the path of an element,
   relative to the type (`name`, `contact.name`, `deceased[x]`), to its
-  `types`, `min` and `max`: choice elements list all their types, the
+  `types`, `min` and `max` (and `"summary": true` / `"modifier": true` for
+  the elements HL7 marks isSummary / isModifier, which `_summary=true`
+  keeps): choice elements list all their types, the
   children of a BackboneElement (or Element) follow under its path, `ref`
   names the element whose children a `contentReference` element shares
   (`item.item` -> `item`) and `profiles` the core profile a type is

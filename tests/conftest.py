@@ -180,3 +180,37 @@ def nhs_number(n: int) -> str:
         if digit is not None:
             return nine + str(digit)
         found += 1
+
+
+# -- one store per test module: load the data once, query it many times ---------------------------
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def module_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh store kept for a whole module: a SQLite file, or a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('module') / 'store.sqlite'}"
+        return
+    admin = _postgres_admin_url()
+    if admin is None:
+        pytest.skip("PostgreSQL tests need a server: none answers on 127.0.0.1:5432 "
+                    "and CAREBRIDGE_TEST_POSTGRES_URL is not set")
+    name = f"carebridge_mod_{uuid.uuid4().hex[:12]}"
+    admin_engine = create_engine(make_url(admin), isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin).rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    with admin_engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin_engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def module_app(module_backend: str, var_dir: Path) -> Any:
+    return create_app(Settings(database_url=module_backend, var_dir=var_dir, host="127.0.0.1", port=8080))
+
+
+@pytest.fixture(scope="module")
+def module_fhir(module_app: Any) -> Iterator[Fhir]:
+    """A client over a store shared by the module's tests (which must not change its data)."""
+    with TestClient(module_app, base_url=BASE) as client:
+        yield Fhir(client, module_app.state.api.tokens.issue("test-client", "system/*.cruds"))

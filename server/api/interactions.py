@@ -19,7 +19,7 @@ from server.api.http import (
     write_response,
 )
 from server.definitions.search_parameters import RESOURCE_TYPES
-from server.fhir.errors import BadRequest, MethodNotAllowed, NotFound, information
+from server.fhir.errors import BadRequest, MethodNotAllowed, NotFound, Unprocessable, information
 from server.search.query import encode_pairs, params_from_pairs
 from server.store.unit import prepare
 
@@ -121,7 +121,7 @@ async def create(request: Request) -> Response:
     rtype = resource_type(request.path_params["type"])
     body = await json_body(request)
     if isinstance(body, dict) and body.get("resourceType") not in (None, rtype):
-        raise BadRequest(f"the body is a {body.get('resourceType')}, but the URL names {rtype}")
+        raise Unprocessable(f"the body is a {body.get('resourceType')}, but the URL names {rtype}", code="invalid")
     prepared = prepare(api.repository, body, rtype)
     if_none_exist = request.headers.get("if-none-exist")
     outcome = await api.write(ctx, lambda u: u.create(body, if_none_exist=if_none_exist, prepared=prepared))
@@ -262,7 +262,7 @@ async def everything(request: Request) -> Response:
         if page_state.get("p") != request.path_params["id"]:
             raise BadRequest("the paging link belongs to another patient")
         after = int(page_state["a"])
-    count = min(int(q.get("_count", api.settings.default_page_size)), api.settings.max_page_size)
+    count = _page_size(api, q.get("_count"))
     page = await api.call(api.repository.everything, ctx, request.path_params["id"], count=count, after=after,
                           since=q.get("_since"))
     self_url = f"{api.base}/Patient/{request.path_params['id']}/$everything"

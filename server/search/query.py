@@ -29,7 +29,7 @@ MODIFIERS = {
     "uri": {"missing", "below", "above"},
     "composite": {"missing"},
 }
-UNSUPPORTED_MODIFIERS = {"in", "not-in", "above", "below", "of-type"}
+UNSUPPORTED_MODIFIERS = {"in", "not-in", "above", "below"}
 SUMMARY_VALUES = {"true", "false", "text", "data", "count"}
 TOTAL_VALUES = {"none", "estimate", "accurate"}
 
@@ -153,6 +153,12 @@ class QueryParser:
         query = SearchQuery(resource_types=resource_types, count=self.default_count)
         query.clauses_by_type = {t: [] for t in resource_types}
         for name, value in params:
+            base, _, mod = name.partition(":")
+            if base in ("_include", "_revinclude") and mod in ("iterate", "recurse"):
+                # R4 writes the modifier on the name: _include:iterate=Type:param[:target]
+                query.includes.append(self._include(value, reverse=base == "_revinclude", iterate=True))
+                query.applied.append((name, value))
+                continue
             if name in RESULT_PARAMS:
                 self._result_param(query, name, value)
                 continue
@@ -202,8 +208,7 @@ class QueryParser:
             return
         query.applied.append((name, value))
 
-    def _include(self, value: str, reverse: bool) -> Include:
-        iterate = False
+    def _include(self, value: str, reverse: bool, iterate: bool = False) -> Include:
         parts = value.split(":")
         if parts[-1] in ("iterate", "recurse"):
             iterate, parts = True, parts[:-1]
@@ -245,7 +250,7 @@ class QueryParser:
             target_type, modifier = modifier, ""
         if modifier and modifier not in MODIFIERS.get(param.type, set()):
             raise BadRequest(f"modifier :{modifier} is not allowed on {param.type} parameter {code!r}")
-        if modifier in UNSUPPORTED_MODIFIERS:
+        if modifier in UNSUPPORTED_MODIFIERS and not (param.type == "uri" and modifier in ("above", "below")):
             raise BadRequest(f"modifier :{modifier} is not supported by this server")
         if chain:
             if param.type != "reference":
@@ -268,7 +273,10 @@ class QueryParser:
         if target_type:
             values = [Value(v.raw if "/" in v.raw else f"{target_type}/{v.raw}") for v in values]
         for v in values:
-            self._check(param, v, code)
+            if modifier != "missing":
+                self._check(param, v, code)
+            if modifier == "of-type" and (v.system is None or "|" not in (v.code or "")):
+                raise BadRequest(f"{code}:of-type takes type-system|type-code|value, not {v.raw!r}")
         return Clause(name, param, modifier or None, values)
 
     def _has(self, types: list[str], name: str, value: str, strict: bool) -> Clause | None:

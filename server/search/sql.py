@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, and_, false, literal, not_, or_, select, true
+from sqlalchemy import ColumnElement, FromClause, and_, false, not_, or_, select, true
 
 from server.fhir.dates import DateFormatError, parse_range, to_micros
 from server.fhir.errors import BadRequest
@@ -93,6 +93,10 @@ class SqlCompiler:
         if kind == "token":
             if modifier == "text":
                 cond = or_(*(_prefix_range(token_index.c.text, normalise(v.raw)) for v in clause.values))
+            elif modifier == "of-type":  # type-system|type-code|value, indexed as system "type-system|type-code"
+                cond = or_(*(and_(token_index.c.system == f"{v.system}|{(v.code or '').partition('|')[0]}",
+                                  token_index.c.code == (v.code or "").partition("|")[2])
+                             for v in clause.values))
             else:
                 cond = or_(*(self._token_value(v) for v in clause.values))
             sub = select(token_index.c.resource_pk).where(self._pid(token_index, pid), cond)
@@ -193,11 +197,18 @@ class SqlCompiler:
 
     @staticmethod
     def _uri_value(v: Value, modifier: str | None) -> ColumnElement[bool]:
+        """Exact, or by whole path segments (``:below`` children, ``:above`` parents), case
+        sensitive on both stores (SQLite's LIKE is not, so no LIKE here)."""
         u = uri_index.c
+        raw = v.raw.rstrip("/")
         if modifier == "below":
-            return u.value.like(_like_escape(v.raw) + "%", escape="\\")
+            return or_(u.value == raw, _prefix_range(u.value, raw + "/"))
         if modifier == "above":
-            return literal(v.raw).like(u.value + "%")
+            scheme, sep, rest = raw.partition("://")
+            segments = (rest if sep else raw).split("/")
+            head = scheme + sep if sep else ""
+            parents = [head + "/".join(segments[:n]) for n in range(len(segments), 0, -1)]
+            return u.value.in_(parents)
         return u.value == v.raw
 
     # -- joins through references -----------------------------------------------------------

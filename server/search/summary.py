@@ -1,7 +1,7 @@
 """``_summary`` and ``_elements``: returning part of a resource.
 
-Summary elements are those the R4 definitions mark ``isSummary``; when that table is not
-available the mandatory and identifying elements are kept. Either way the result is
+Summary elements are those the R4 definitions mark ``isSummary``, with the modifier and
+mandatory elements; when that table is not available the identifying elements are kept. Either way the result is
 tagged SUBSETTED, as R4 requires for a resource that is not whole.
 """
 
@@ -19,21 +19,26 @@ _ALWAYS = ("resourceType", "id", "meta")
 
 
 @cache
-def _summary_elements() -> dict[str, frozenset[str]]:
-    """Resource type -> top-level element names marked isSummary (choice names without [x])."""
+def _element_flags() -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+    """Resource type -> (top-level elements for ``_summary=true``, mandatory top-level elements),
+    choice names without ``[x]``. Summary elements are those marked isSummary, the modifiers
+    (which a client must never miss) and the mandatory ones."""
     path = paths.R4_DEFINITIONS / "element-definitions.json"
     if not path.exists():
         return {}
     data = orjson.loads(path.read_bytes())
-    out: dict[str, frozenset[str]] = {}
-    for rtype, info in (data.get("types") or {}).items():
-        elements = info.get("elements", {}) if isinstance(info, dict) else {}
-        names = set()
+    out: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+    for rtype, elements in (data.get("resources") or {}).items():
+        summary, mandatory = set(), set()
         for name, el in elements.items():
-            if "." not in name and isinstance(el, dict) and (el.get("summary") or el.get("min", 0) >= 1):
-                names.add(name.removesuffix("[x]"))
-        if names:
-            out[rtype] = frozenset(names)
+            if "." in name or not isinstance(el, dict):
+                continue
+            short = name.removesuffix("[x]")
+            if el.get("min", 0) >= 1:
+                mandatory.add(short)
+            if el.get("summary") or el.get("modifier") or el.get("min", 0) >= 1:
+                summary.add(short)
+        out[rtype] = (frozenset(summary), frozenset(mandatory))
     return out
 
 
@@ -60,12 +65,10 @@ def apply_summary(res: dict[str, Any], summary: str | None, elements: list[str])
         return _tag(_keep(res, set(elements)))
     if summary == "data":
         return _tag({k: v for k, v in res.items() if k != "text"})
+    flags = _element_flags().get(rtype)
     if summary == "text":
-        mandatory = _summary_elements().get(rtype, frozenset())
-        return _tag(_keep(res, {"text"} | {n for n in mandatory if n in ("status",)}))
+        return _tag(_keep(res, {"text"} | (flags[1] if flags else set())))
     if summary == "true":
-        names = _summary_elements().get(rtype)
-        if names is None:
-            names = frozenset({"identifier", "status", "name", "subject", "patient", "code"})
+        names = flags[0] if flags else frozenset({"identifier", "status", "name", "subject", "patient", "code"})
         return _tag(_keep(res, names))
     return res

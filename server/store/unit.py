@@ -80,7 +80,7 @@ def prepare(repo: Repository, res: Any, rtype: str | None = None) -> PreparedRes
         raise BadRequest("the body is not a FHIR resource (no resourceType)")
     actual = res["resourceType"]
     if rtype is not None and actual != rtype:
-        raise BadRequest(f"the body is a {actual}, but the URL names {rtype}")
+        raise Unprocessable(f"the body is a {actual}, but the URL names {rtype}", code="invalid")
     if actual not in RESOURCE_TYPES:
         raise NotFound(f"resource type {actual!r} is not served here")
     repo.validator.validate(res)
@@ -137,15 +137,28 @@ class UnitOfWork:
         return and_(*preds) if preds else true()
 
     def _check_writable(self, rtype: str, pk: int, interaction: str) -> None:
+        if not self._writable(rtype, pk, interaction):
+            raise Forbidden(f"the token's scopes do not allow writing this {rtype}")
+
+    def _writable(self, rtype: str, pk: int, interaction: str) -> bool:
         vis = self.policy.write_visibility(self.ctx, rtype, interaction)
         if vis.everything:
-            return
+            return True
         if vis.nothing:
             self.policy.require(self.ctx, interaction, rtype)
         r = resource.alias()
         ok = self.conn.execute(select(r.c.pk).where(r.c.pk == pk, self._compile_visibility(rtype, r, vis))).first()
-        if ok is None:
-            raise Forbidden(f"the token's scopes do not allow writing this {rtype}")
+        return ok is not None
+
+    def _require_existing_writable(self, rtype: str, id: str, row: Any, interaction: str) -> None:
+        """An update or delete needs the current version inside the caller's grant for it
+        (not their read grant: a write-only client may write). Outside it: 403 when the
+        caller can see the resource, 404 when they cannot, so nothing hidden is revealed."""
+        if self._writable(rtype, row.pk, interaction):
+            return
+        if self._current_row(rtype, id) is None:
+            raise NotFound(f"{rtype}/{id} is not known")
+        raise Forbidden(f"the token's scopes do not allow writing this {rtype}")
 
     # -- reads -------------------------------------------------------------------------------
     def _current_row(self, rtype: str, id: str, visible_only: bool = True) -> Any:
@@ -191,7 +204,8 @@ class UnitOfWork:
                  prepared: PreparedResource | None = None) -> PreparedResource:
         if prepared is not None and prepared.resource is res:
             if rtype is not None and prepared.resource_type != rtype:
-                raise BadRequest(f"the body is a {prepared.resource_type}, but the URL names {rtype}")
+                raise Unprocessable(f"the body is a {prepared.resource_type}, but the URL names {rtype}",
+                                    code="invalid")
             return prepared
         return prepare(self.repo, res, rtype)
 
@@ -300,8 +314,7 @@ class UnitOfWork:
         prev = self._current_row(rtype, id, visible_only=False)
         if prev is not None and not prev.deleted:
             self.policy.require(self.ctx, "u", rtype)
-            if self._current_row(rtype, id) is None:
-                raise NotFound(f"{rtype}/{id} is not known")
+            self._require_existing_writable(rtype, id, prev, "u")
         else:
             self.policy.require(self.ctx, "c", rtype)
         if if_match is not None:
@@ -354,10 +367,10 @@ class UnitOfWork:
 
     def delete(self, rtype: str, id: str) -> StoredResource | None:
         self.policy.require(self.ctx, "d", rtype)
-        row = self._current_row(rtype, id)
+        row = self._current_row(rtype, id, visible_only=False)
         if row is None or row.deleted:
             return None
-        self._check_writable(rtype, row.pk, "d")
+        self._require_existing_writable(rtype, id, row, "d")
         _, micros = now_instant()
         micros = max(micros, row.last_updated + 1)
         version = row.version_id + 1
@@ -498,7 +511,8 @@ class UnitOfWork:
                     .where(table.c.resource_pk == r.c.pk, table.c.param_id + 0 == param.param_id)
                     .scalar_subquery()
                 )
-            keys.append(col.desc() if desc else col.asc())
+            # resources without a value sort last either way, on SQLite and PostgreSQL alike
+            keys.append((col.desc() if desc else col.asc()).nulls_last())
         return keys
 
     def _includes(self, includes: list[Include], matches: list[StoredResource]) -> list[StoredResource]:
@@ -591,7 +605,7 @@ class UnitOfWork:
                 where = and_(where, r.c.last_updated >= parse_range(since)[0])
             except DateFormatError as exc:
                 raise BadRequest(f"_since: {exc}") from None
-        stmt = select(*_COLUMNS).select_from(r).where(where).order_by(r.c.pk)
+        stmt = select(*(r.c[c.name] for c in _COLUMNS)).where(where).order_by(r.c.pk)
         if after is not None:
             stmt = stmt.where(r.c.pk > after)
         rows = self.conn.execute(stmt.limit(count + 1)).all()

@@ -181,10 +181,10 @@ def test_update_without_id_in_body_is_400(fhir):
     assert r.status_code == 400
 
 
-def test_update_with_wrong_type_in_body_is_400(fhir):
+def test_update_with_wrong_type_in_body_is_422(fhir):
     created = fhir.create(uk.service_user(1))
     r = fhir.put(f"Practitioner/{created['id']}", created)
-    assert r.status_code == 400
+    assert r.status_code == 422
 
 
 def test_update_as_create(fhir):

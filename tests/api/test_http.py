@@ -135,9 +135,9 @@ def test_invalid_update_is_422_and_keeps_the_current_version(fhir):
     assert fhir.get(f"Patient/{created['id']}").headers["etag"] == 'W/"1"'
 
 
-def test_resource_type_mismatch_is_400(fhir):
+def test_resource_type_mismatch_is_422(fhir):
     r = fhir.post("Patient", uk.practitioner())
-    assert r.status_code == 400
+    assert r.status_code == 422
     _outcome(r)
     assert fhir.get("Practitioner").json()["total"] == 0
 

@@ -35,10 +35,12 @@ def tokens(value: Any) -> Iterator[tuple[str | None, str | None, str | None]]:
         if "coding" in value or ("text" in value and "code" not in value and "value" not in value):
             text = value.get("text")
             codings = value.get("coding") or []
+            shown = set()
             for coding in codings:
-                display = coding.get("display") or text
-                yield coding.get("system"), coding.get("code"), _norm(display)
-            if text and not codings:
+                display = _norm(coding.get("display") or text)
+                shown.add(display)
+                yield coding.get("system"), coding.get("code"), display
+            if text and _norm(text) not in shown:  # :text searches CodeableConcept.text too
                 yield None, None, _norm(text)
         elif "code" in value:  # Coding (or Quantity used as a token, rare)
             yield value.get("system"), _clip(str(value["code"])), _norm(value.get("display"))
@@ -47,8 +49,12 @@ def tokens(value: Any) -> Iterator[tuple[str | None, str | None, str | None]]:
             if system in CONTACT_SYSTEMS and "type" not in value and "assigner" not in value:
                 yield system, _clip(str(value["value"])), None  # ContactPoint
             else:  # Identifier
-                type_text = (value.get("type") or {}).get("text") if isinstance(value.get("type"), dict) else None
-                yield system, _clip(str(value["value"])), _norm(type_text)
+                id_type = value.get("type") if isinstance(value.get("type"), dict) else {}
+                yield system, _clip(str(value["value"])), _norm(id_type.get("text"))
+                # for :of-type: one row per type coding, system "type-system|type-code"
+                for coding in id_type.get("coding") or []:
+                    if isinstance(coding, dict) and coding.get("code"):
+                        yield f"{coding.get('system') or ''}|{coding['code']}", _clip(str(value["value"])), None
 
 
 def _norm(text: Any) -> str | None:
