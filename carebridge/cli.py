@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from carebridge.config import Settings, from_environment
 
@@ -134,8 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _adapter_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
-    found = []
+def _adapter_commands() -> list[Callable[[argparse._SubParsersAction[Any]], None]]:
+    found: list[Callable[[argparse._SubParsersAction[Any]], None]] = []
     try:
         from adapters.cli import register
     except ImportError:

@@ -49,7 +49,8 @@ class ApiState:
 
 
 def state(request: Request) -> ApiState:
-    return request.app.state.api  # type: ignore[no-any-return]
+    api: ApiState = request.app.state.api
+    return api
 
 
 def request_id(request: Request) -> str | None:

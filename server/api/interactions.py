@@ -187,7 +187,7 @@ async def _search(request: Request, types: list[str], pairs: list[tuple[str, str
     if page_token is not None:
         page_state = api.pages.decode(page_token)
         types = list(page_state["t"])
-        pairs = [tuple(p) for p in page_state["q"]]  # type: ignore[misc]
+        pairs = [tuple(p) for p in page_state["q"]]
         offset, after = int(page_state.get("o", 0)), page_state.get("a")
         self_base = f"{api.base}/{types[0]}" if len(types) == 1 and not page_state.get("s") else api.base
     params = params_from_pairs([(k, v) for k, v in pairs if k not in ("_page", "_format", "_pretty")])
@@ -235,7 +235,7 @@ async def history(request: Request) -> Response:
     params = dict(keep)
     count = _page_size(api, params.get("_count"))
     page = await api.call(api.repository.history, ctx, rtype, id, since=params.get("_since"), at=params.get("_at"),
-                          count=count, before=before)  # type: ignore[arg-type]
+                          count=count, before=before)
     links = [("self", f"{path}?{encode_pairs(keep)}" if keep else path)]
     if page.has_next and page.entries:
         last = page.entries[-1]

@@ -8,6 +8,7 @@ power loss), a busy timeout so that several workers share one file, and a larger
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -39,7 +40,7 @@ def make_engine(url: str) -> Engine:
         )
 
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             # The driver's own transaction handling would issue BEGIN lazily and
             # (on Python 3.11) not at all for reads; take control so that every
             # unit of work is one real transaction.
@@ -54,7 +55,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _begin(conn):  # type: ignore[no-untyped-def]
+        def _begin(conn: Any) -> None:
             # Writers take the write lock up front (IMMEDIATE): a deferred transaction that
             # reads and then writes can fail at once when another writer got in between.
             mode = conn.get_execution_options().get("sqlite_begin", "")
