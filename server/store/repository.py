@@ -170,7 +170,7 @@ class Repository:
         return self.parser.parse(resource_types, params, strict=strict)
 
     def search(
-        self, ctx: AccessContext, query: SearchQuery, *, offset: int = 0, after: int | None = None
+        self, ctx: AccessContext, query: SearchQuery, *, offset: int = 0, after: int | list[int] | None = None
     ) -> SearchPage:
         return self._run(ctx, lambda u: u.search(query, offset=offset, after=after), False)
 

@@ -87,6 +87,20 @@ def prepare(repo: Repository, res: Any, rtype: str | None = None) -> PreparedRes
     return PreparedResource(actual, res, build_rows(res, repo.registry, repo.base_url))
 
 
+def _pages_by_last_updated(query: SearchQuery) -> bool:
+    """Whether a search without ``_sort`` pages in (lastUpdated, key) order instead of key order.
+
+    Without ``_sort`` the order is the server's to choose. A ``_lastUpdated`` range
+    ("what changed since ...") matches resources that cluster at the end of the key order,
+    so walking the type by key reads nearly all of it before the first match; walking the
+    (type, last_updated) index reads one page. The choice depends on the query alone, so
+    every page of one search is in the same order.
+    """
+    if query.sort or len(query.resource_types) != 1:
+        return False
+    return any(c.param is None and c.name == "_lastUpdated" for c in query.clauses)
+
+
 def _stored(row: Any) -> StoredResource:
     return StoredResource(
         resource_type=row.resource_type, id=row.id, version_id=row.version_id,
@@ -457,18 +471,23 @@ class UnitOfWork:
         stmt = select(func.count()).select_from(r).where(self._search_where(query, r))
         return int(self.conn.execute(stmt).scalar_one())
 
-    def search(self, query: SearchQuery, *, offset: int = 0, after: int | None = None) -> SearchPage:
+    def search(self, query: SearchQuery, *, offset: int = 0, after: int | list[int] | None = None) -> SearchPage:
         r = resource.alias("r")
         where = self._search_where(query, r)
         if query.summary == "count" or query.count == 0:
             return SearchPage(matches=[], total=self.count(query))
         stmt = select(r.c.pk, r.c.resource_type, r.c.id, r.c.version_id, r.c.last_updated, r.c.content,
                       r.c.deleted).where(where)
+        by_updated = _pages_by_last_updated(query)
         if query.sort:
             stmt = stmt.order_by(*self._sort_keys(query, r), r.c.pk).offset(offset)
+        elif by_updated:
+            if isinstance(after, list | tuple):
+                stmt = stmt.where(tuple_(r.c.last_updated, r.c.pk) > tuple_(int(after[0]), int(after[1])))
+            stmt = stmt.order_by(r.c.last_updated, r.c.pk)
         else:
             if after is not None:
-                stmt = stmt.where(r.c.pk > after)
+                stmt = stmt.where(r.c.pk > int(after))  # type: ignore[arg-type]
             stmt = stmt.order_by(r.c.pk)
         rows = self.conn.execute(stmt.limit(query.count + 1)).all()
         has_next = len(rows) > query.count
@@ -478,7 +497,8 @@ class UnitOfWork:
             if query.sort:
                 page.next_offset = offset + query.count
             else:
-                page.next_after = matches[-1].pk
+                last = matches[-1]
+                page.next_after = [last.last_updated, last.pk] if by_updated else last.pk  # type: ignore[assignment]
         first_page = offset == 0 and after is None
         if query.total == "accurate":
             page.total = self.count(query)
