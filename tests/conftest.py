@@ -11,6 +11,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,25 +47,32 @@ def var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def postgres_url(worker_id: str) -> Iterator[str]:
     """A database of this test run's own on the real PostgreSQL server, dropped afterwards."""
+    with _scratch_database(f"carebridge_test_{worker_id}_{uuid.uuid4().hex[:8]}") as url:
+        engine = make_engine(url)
+        migrate(engine)
+        engine.dispose()
+        yield url
+
+
+@contextmanager
+def _scratch_database(name: str) -> Iterator[str]:
+    """A new database on the real PostgreSQL server, dropped afterwards; skips when none answers."""
     admin = _postgres_admin_url()
     if admin is None:
         pytest.skip("PostgreSQL tests need a server: none answers on 127.0.0.1:5432 "
                     "and CAREBRIDGE_TEST_POSTGRES_URL is not set")
-    name = f"carebridge_test_{worker_id}_{uuid.uuid4().hex[:8]}"
     admin_engine = create_engine(make_url(admin), isolation_level="AUTOCOMMIT")
     try:
         with admin_engine.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # an answering server that refuses us is a failure, not a skip
         raise RuntimeError(f"cannot create a test database on {admin}: {exc}") from exc
-    url = make_url(admin).rsplit("/", 1)[0] + f"/{name}"
-    engine = make_engine(url)
-    migrate(engine)
-    engine.dispose()
-    yield url
-    with admin_engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin_engine.dispose()
+    try:
+        yield make_url(admin).rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin_engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin_engine.dispose()
 
 
 def make_url(url: str) -> str:
@@ -189,19 +197,8 @@ def module_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('module') / 'store.sqlite'}"
         return
-    admin = _postgres_admin_url()
-    if admin is None:
-        pytest.skip("PostgreSQL tests need a server: none answers on 127.0.0.1:5432 "
-                    "and CAREBRIDGE_TEST_POSTGRES_URL is not set")
-    name = f"carebridge_mod_{uuid.uuid4().hex[:12]}"
-    admin_engine = create_engine(make_url(admin), isolation_level="AUTOCOMMIT")
-    with admin_engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin).rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    with admin_engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin_engine.dispose()
+    with _scratch_database(f"carebridge_mod_{uuid.uuid4().hex[:12]}") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

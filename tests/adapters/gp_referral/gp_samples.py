@@ -26,3 +26,6 @@ def referral(ref: str, *, trigger: str = "I12", nhs: str = "9434765919", priorit
         "NTE|1|P|Lives with partner \\T\\ family\\.br\\Safety plan \\F\\ agreed",
     ]
     return (sep.join(segs) + sep).encode("latin-1" if "8859" in charset else "utf-8")
+
+#: the identifier system of referral ids (RF1-6) on ServiceRequest
+SR = "https://fhir.carebridge.example/Id/gp-referral"

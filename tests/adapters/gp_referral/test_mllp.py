@@ -6,21 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-from gp_samples import referral
+from gp_samples import SR, referral
 
 from adapters.gp_referral.mllp import Limits, MllpServer
-from carebridge.config import Settings
-from server.api.app import build_state
-
-SR = "https://fhir.carebridge.example/Id/gp-referral"
-
-
-@pytest.fixture
-def repo(settings: Settings) -> Any:
-    state = build_state(settings)
-    yield state.repository
-    state.repository.engine.dispose()
 
 
 def frame(raw: bytes) -> bytes:

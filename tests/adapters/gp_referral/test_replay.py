@@ -7,23 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
-from gp_samples import referral
+from gp_samples import SR, referral
 
 from adapters.gp_referral.ingest import ingest
 from adapters.gp_referral.mapping import MAPPINGS, load
 from adapters.gp_referral.replay import replay
-from carebridge.config import Settings
-from server.api.app import build_state
-
-SR = "https://fhir.carebridge.example/Id/gp-referral"
-
-
-@pytest.fixture
-def repo(settings: Settings) -> Any:
-    state = build_state(settings)
-    yield state.repository
-    state.repository.engine.dispose()
 
 
 def test_replay_with_changed_mapping(repo: Any, fhir: Any, tmp_path: Path) -> None:
