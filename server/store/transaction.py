@@ -107,10 +107,6 @@ def _collect_conditional_refs(value: Any, found: set[str]) -> None:
             _collect_conditional_refs(v, found)
 
 
-def _match(u: UnitOfWork, rtype: str, query: list[tuple[str, str]]) -> list[StoredResource]:
-    return u.match(rtype, query)
-
-
 def run_transaction(
     repo: Repository, ctx: AccessContext, entries_raw: list[Any], base: str = ""
 ) -> list[dict[str, Any]]:
@@ -139,7 +135,7 @@ def apply_transaction(u: UnitOfWork, entries_raw: list[Any], base: str = "") -> 
             raise BadRequest(f"{e.where()}: {e.method} needs a resource")
         if e.method == "POST":
             if e.if_none_exist:
-                found = _match(u, e.type, parse_qsl(e.if_none_exist.lstrip("?"), keep_blank_values=True))
+                found = u.match(e.type, parse_qsl(e.if_none_exist.lstrip("?"), keep_blank_values=True))
                 if len(found) > 1:
                     raise PreconditionFailed(f"{e.where()}: ifNoneExist matches more than one {e.type}")
                 if found:
@@ -148,7 +144,7 @@ def apply_transaction(u: UnitOfWork, entries_raw: list[Any], base: str = "") -> 
             if e.target_id is None:
                 e.target_id = str(uuid.uuid4())
         elif e.method in ("PUT", "PATCH", "DELETE") and e.id is None and e.query:
-            found = _match(u, e.type, e.query)
+            found = u.match(e.type, e.query)
             if len(found) > 1:
                 raise PreconditionFailed(f"{e.where()}: the condition matches more than one {e.type}")
             if found:
@@ -171,7 +167,7 @@ def apply_transaction(u: UnitOfWork, entries_raw: list[Any], base: str = "") -> 
             _collect_conditional_refs(e.resource, conditional)
     for ref in conditional:
         rtype, _, qs = ref.partition("?")
-        found = _match(u, rtype, parse_qsl(qs, keep_blank_values=True))
+        found = u.match(rtype, parse_qsl(qs, keep_blank_values=True))
         if len(found) != 1:
             raise PreconditionFailed(
                 f"conditional reference {ref!r} matches {len(found)} resources; it must match exactly one"
@@ -250,7 +246,7 @@ def run_batch(repo: Repository, ctx: AccessContext, entries_raw: list[Any], base
                     out.append({"response": _response(status, outcome.stored, base)})
                     continue
                 if e.method in ("PUT", "PATCH", "DELETE") and e.id is None and e.query:
-                    found = _match(u, e.type, e.query)
+                    found = u.match(e.type, e.query)
                     if len(found) > 1:
                         raise PreconditionFailed(f"the condition matches more than one {e.type}")
                     e.target_id = found[0].id if found else (
