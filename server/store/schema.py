@@ -150,6 +150,46 @@ compartment = Table(
 Index("ix_compartment_patient", compartment.c.patient_id, compartment.c.resource_pk)
 Index("ix_compartment_pk", compartment.c.resource_pk)
 
+#: The active privacy Consents, flattened into rules the access predicate joins (see
+#: server/consent/rules.py). One row per provision, numbered in pre-order so that the
+#: provisions nested under ``node`` are exactly those with ``node < n <= last``.
+#: Criteria of one provision and of all its ancestors are intersected into its row and
+#: its ``consent_term`` rows, so a row alone says whether it applies. Rows are written in
+#: the same transaction as the Consent, so a change takes effect on the next request.
+consent_rule = Table(
+    "consent_rule",
+    metadata,
+    Column("resource_pk", PK, nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("node", Integer, nullable=False),
+    Column("last", Integer, nullable=False),
+    Column("permit", Boolean, nullable=False),
+    #: microseconds since the epoch; NULL for an open end
+    Column("period_low", BigInteger, nullable=True),
+    Column("period_high", BigInteger, nullable=True),
+    #: whether the provision is limited by actor / purpose / class / security label / data
+    Column("by_actor", Boolean, nullable=False),
+    Column("by_purpose", Boolean, nullable=False),
+    Column("by_class", Boolean, nullable=False),
+    Column("by_label", Boolean, nullable=False),
+    Column("by_data", Boolean, nullable=False),
+)
+Index("ix_consent_rule_patient", consent_rule.c.patient_id, consent_rule.c.resource_pk, consent_rule.c.node)
+Index("ix_consent_rule_pk", consent_rule.c.resource_pk)
+
+#: The values a consent rule is limited to, one row per value (kind: actor, purpose,
+#: class, label, data).
+consent_term = Table(
+    "consent_term",
+    metadata,
+    Column("resource_pk", PK, nullable=False),
+    Column("node", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("value", String(512), nullable=False),
+)
+Index("ix_consent_term_rule", consent_term.c.resource_pk, consent_term.c.node, consent_term.c.kind,
+      consent_term.c.value)
+
 #: What the index was built from, so that a changed SearchParameter is noticed and reindexed.
 search_param_state = Table(
     "search_param_state",
