@@ -105,5 +105,6 @@ def context_from_claims(claims: dict[str, Any]) -> AccessContext:
         organization=claims.get("organization"),
         fhir_user=fhir_user,
         purpose_of_use=claims.get("purpose_of_use"),
+        break_glass_reason=claims.get("break_glass_reason"),
         patient=patient,
     )

@@ -15,6 +15,8 @@ class AccessContext:
     #: the user the client acts for, as a reference (``Practitioner/abc``)
     fhir_user: str | None = None
     purpose_of_use: str | None = None
+    #: the reason a clinician gave for breaking the glass (purpose ``BTG`` or ``ETREAT``)
+    break_glass_reason: str | None = None
     #: the launch patient for ``patient/`` scopes (a Patient id)
     patient: str | None = None
     request_id: str | None = None
