@@ -31,8 +31,10 @@ from sqlalchemy import (
     update,
 )
 
+from server.consent.callers import Caller
 from server.consent.context import AccessContext
 from server.consent.policy import Visibility
+from server.consent.predicate import ConsentPredicate
 from server.definitions.search_parameters import RESOURCE_TYPES
 from server.fhir.dates import DateFormatError, now_instant, parse_range
 from server.fhir.errors import (
@@ -123,6 +125,8 @@ class UnitOfWork:
         self.policy = repo.policy
         self.compiler = SqlCompiler(repo.base_url, self.visible)
         self._visibility_cache: dict[tuple[str, str], ColumnElement[bool] | None] = {}
+        self._consent_predicates: dict[Caller, ConsentPredicate] = {}
+        self._now: int | None = None
 
     # -- visibility ----------------------------------------------------------------------
     def visible(self, rtype: str, r: FromClause, interaction: str = "r") -> ColumnElement[bool]:
@@ -138,6 +142,8 @@ class UnitOfWork:
         preds: list[ColumnElement[bool]] = []
         if vis.patient is not None:
             preds.append(r.c.pk.in_(select(compartment.c.resource_pk).where(compartment.c.patient_id == vis.patient)))
+        if vis.consent is not None:
+            preds.append(self._consent(vis.consent).visible(rtype, r))
         alternatives = []
         for alt in vis.alternatives:
             if not alt:
@@ -149,6 +155,25 @@ class UnitOfWork:
         if alternatives:
             preds.append(or_(*alternatives))
         return and_(*preds) if preds else true()
+
+    def _consent(self, caller: Caller) -> ConsentPredicate:
+        """The consent predicate for ``caller``, fixed at one instant for the whole unit."""
+        found = self._consent_predicates.get(caller)
+        if found is None:
+            if self._now is None:
+                self._now = now_instant()[1]
+            found = ConsentPredicate(self.conn, self.repo.registry, caller, self._now)
+            self._consent_predicates[caller] = found
+        return found
+
+    def _consent_allows_change(self, rtype: str, pk: int) -> bool:
+        """Whether the consent decision lets the caller see, and so change, the row ``pk``."""
+        caller = self.policy.consent_for_write(self.ctx)
+        if caller is None:
+            return True
+        r = resource.alias()
+        stmt = select(r.c.pk).where(r.c.pk == pk, self._consent(caller).visible(rtype, r))
+        return self.conn.execute(stmt).first() is not None
 
     def _check_writable(self, rtype: str, pk: int, interaction: str) -> None:
         if not self._writable(rtype, pk, interaction):
@@ -167,7 +192,10 @@ class UnitOfWork:
     def _require_existing_writable(self, rtype: str, id: str, row: Any, interaction: str) -> None:
         """An update or delete needs the current version inside the caller's grant for it
         (not their read grant: a write-only client may write). Outside it: 403 when the
-        caller can see the resource, 404 when they cannot, so nothing hidden is revealed."""
+        caller can see the resource, 404 when they cannot, so nothing hidden is revealed.
+        A resource the consent decision hides from the caller is not known to them."""
+        if not self._consent_allows_change(rtype, row.pk):
+            raise NotFound(f"{rtype}/{id} is not known")
         if self._writable(rtype, row.pk, interaction):
             return
         if self._current_row(rtype, id) is None:
