@@ -128,64 +128,68 @@ class ConsentPredicate:
         return [row.id for row in rows]
 
     # -- the predicate ------------------------------------------------------------------------
-    def visible(self, rtype: str, r: FromClause) -> ColumnElement[bool]:
+    def visible(self, r: FromClause) -> ColumnElement[bool]:
+        """The predicate on the resource alias ``r``, for rows of any type.
+
+        It names the row's type through ``r.resource_type`` rather than a literal, so
+        that a query over many types (history, ``$everything``) carries it once.
+        """
         caller = self.caller
         preds: list[ColumnElement[bool]] = [r.c.deleted == false()]
         if caller.patient_facing:
-            preds.append(not_(self._labelled(rtype, r, NOT_FOR_PATIENT_LABELS)))
+            preds.append(not_(self._labelled(r, NOT_FOR_PATIENT_LABELS)))
         if caller.kind != "service_user":
             c = compartment.alias("consent_c")
             preds.append(not_(exists(
-                select(literal(1)).where(c.c.resource_pk == r.c.pk, not_(self._allowed(rtype, r, c.c.patient_id)))
+                select(literal(1)).where(c.c.resource_pk == r.c.pk, not_(self._allowed(r, c.c.patient_id)))
                 .correlate_except(c)
             )))
         return and_(*preds)
 
-    def _allowed(self, rtype: str, r: FromClause, patient: Any) -> ColumnElement[bool]:
-        shared = and_(self._decides(rtype, r, patient, permit=True),
-                      not_(self._decides(rtype, r, patient, permit=False)))
+    def _param_ids(self, code: str) -> list[int]:
+        """The ids of a common search parameter (``_tag``, ``_security``) over every type."""
+        found = (self.registry.get(t, code) for t in self.registry.resource_types)
+        return sorted({p.param_id for p in found if p is not None and p.indexed})
+
+    def _allowed(self, r: FromClause, patient: Any) -> ColumnElement[bool]:
+        shared = and_(self._decides(r, patient, permit=True),
+                      not_(self._decides(r, patient, permit=False)))
         if not self.caller.direct_care or not self.caller.organization:
             return shared
-        own = and_(self._custodial(rtype, r),
-                   not_(self._decides(rtype, r, patient, permit=False, named_only=True)))
+        own = and_(self._custodial(r),
+                   not_(self._decides(r, patient, permit=False, named_only=True)))
         return or_(own, shared)
 
-    def _custodial(self, rtype: str, r: FromClause) -> ColumnElement[bool]:
+    def _custodial(self, r: FromClause) -> ColumnElement[bool]:
         """Whether the caller's organisation holds the record."""
         org = self.caller.organization
-        param = self.registry.get(rtype, "_tag")
-        if param is None:
-            return literal(org == DEFAULT_CUSTODIAN)
         t = token_index.alias("custodian_t")
         tagged = select(literal(1)).where(
-            t.c.resource_pk == r.c.pk, t.c.param_id == param.param_id, t.c.system == CUSTODIAN_TAG_SYSTEM,
+            t.c.resource_pk == r.c.pk, t.c.param_id.in_(self._param_ids("_tag")), t.c.system == CUSTODIAN_TAG_SYSTEM,
         ).correlate_except(t)
         if org == DEFAULT_CUSTODIAN:
             return not_(exists(tagged.where(t.c.code != org)))
         return exists(tagged.where(t.c.code == org))
 
-    def _labelled(self, rtype: str, r: FromClause, labels: tuple[tuple[str, str], ...]) -> ColumnElement[bool]:
-        param = self.registry.get(rtype, "_security")
-        if param is None:
-            return false()
+    def _labelled(self, r: FromClause, labels: tuple[tuple[str, str], ...]) -> ColumnElement[bool]:
         t = token_index.alias("label_t")
         return exists(select(literal(1)).where(
-            t.c.resource_pk == r.c.pk, t.c.param_id == param.param_id,
+            t.c.resource_pk == r.c.pk, t.c.param_id.in_(self._param_ids("_security")),
             tuple_(t.c.system, t.c.code).in_(labels),
         ).correlate_except(t))
 
     def _decides(
-        self, rtype: str, r: FromClause, patient: Any, *, permit: bool, named_only: bool = False
+        self, r: FromClause, patient: Any, *, permit: bool, named_only: bool = False
     ) -> ColumnElement[bool]:
         """Some provision of the patient's Consents of this type applies, and none under it does."""
         n = consent_rule.alias("rule_n")
         m = consent_rule.alias("rule_m")
         deeper = select(literal(1)).where(
             m.c.resource_pk == n.c.resource_pk, m.c.node > n.c.node, m.c.node <= n.c.last,
-            self._applies(rtype, r, m),
+            self._applies(r, m),
         ).correlate_except(m)
         conditions = [n.c.patient_id == patient, n.c.permit == (true() if permit else false()),
-                      self._applies(rtype, r, n), not_(exists(deeper))]
+                      self._applies(r, n), not_(exists(deeper))]
         if named_only:
             conditions.append(n.c.by_actor == true())
         return exists(select(literal(1)).where(*conditions).correlate_except(n))
@@ -198,7 +202,7 @@ class ConsentPredicate:
             t.c.resource_pk == rule.c.resource_pk, t.c.node == rule.c.node, t.c.kind == kind, match(t),
         ).correlate_except(t))
 
-    def _applies(self, rtype: str, r: FromClause, rule: FromClause) -> ColumnElement[bool]:
+    def _applies(self, r: FromClause, rule: FromClause) -> ColumnElement[bool]:
         c = rule.c
         now = self.now
         preds = [
@@ -206,38 +210,32 @@ class ConsentPredicate:
             or_(c.period_high.is_(None), c.period_high >= now),
             or_(c.by_actor == false(), self._term(r, rule, "actor", lambda t: t.c.value.in_(self.actor_keys()))),
             or_(c.by_purpose == false(), self._term(r, rule, "purpose", lambda t: t.c.value == self.caller.purpose)),
-            or_(c.by_class == false(), self._term(r, rule, "class", lambda t: self._class_match(rtype, r, t))),
-            or_(c.by_label == false(), self._term(r, rule, "label", lambda t: self._label_match(rtype, r, t))),
-            or_(c.by_data == false(), self._term(r, rule, "data", lambda t: self._data_match(rtype, r, t))),
+            or_(c.by_class == false(), self._term(r, rule, "class", lambda t: self._class_match(r, t))),
+            or_(c.by_label == false(), self._term(r, rule, "label", lambda t: self._label_match(r, t))),
+            or_(c.by_data == false(), self._term(r, rule, "data", lambda t: self._data_match(r, t))),
         ]
         return and_(*preds)
 
-    def _class_match(self, rtype: str, r: FromClause, t: FromClause) -> ColumnElement[bool]:
-        param = self.registry.get(rtype, "_profile")
-        by_type = t.c.value == rtype
-        if param is None:
-            return by_type
+    def _class_match(self, r: FromClause, t: FromClause) -> ColumnElement[bool]:
         u = uri_index.alias("class_u")
-        return or_(by_type, t.c.value.in_(
-            select(u.c.value).where(u.c.resource_pk == r.c.pk, u.c.param_id == param.param_id).correlate_except(u)
+        return or_(t.c.value == r.c.resource_type, t.c.value.in_(
+            select(u.c.value).where(u.c.resource_pk == r.c.pk, u.c.param_id.in_(self._param_ids("_profile")))
+            .correlate_except(u)
         ))
 
-    def _label_match(self, rtype: str, r: FromClause, t: FromClause) -> ColumnElement[bool]:
-        param = self.registry.get(rtype, "_security")
-        if param is None:
-            return false()
+    def _label_match(self, r: FromClause, t: FromClause) -> ColumnElement[bool]:
         s = token_index.alias("label_s")
         return t.c.value.in_(
             select(s.c.system.concat("|").concat(s.c.code))
-            .where(s.c.resource_pk == r.c.pk, s.c.param_id == param.param_id).correlate_except(s)
+            .where(s.c.resource_pk == r.c.pk, s.c.param_id.in_(self._param_ids("_security"))).correlate_except(s)
         )
 
-    def _data_match(self, rtype: str, r: FromClause, t: FromClause) -> ColumnElement[bool]:
+    def _data_match(self, r: FromClause, t: FromClause) -> ColumnElement[bool]:
         ri = reference_index.alias("data_ri")
         d = resource.alias("data_d")
         return or_(
             # meaning instance: this resource itself
-            t.c.value == literal(f"instance|{rtype}/").concat(r.c.id),
+            t.c.value == literal("instance|").concat(r.c.resource_type).concat("/").concat(r.c.id),
             # meaning dependents: resources that refer to the named one
             t.c.value.in_(
                 select(literal("dependents|").concat(ri.c.target_type).concat("/").concat(ri.c.target_id))
@@ -245,7 +243,7 @@ class ConsentPredicate:
             ),
             # meaning related: resources the named one refers to
             exists(select(literal(1)).select_from(ri.join(d, d.c.pk == ri.c.resource_pk)).where(
-                ri.c.target_type == rtype, ri.c.target_id == r.c.id,
+                ri.c.target_type == r.c.resource_type, ri.c.target_id == r.c.id,
                 t.c.value == literal("related|").concat(d.c.resource_type).concat("/").concat(d.c.id),
             ).correlate_except(ri, d)),
         )

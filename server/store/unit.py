@@ -143,7 +143,7 @@ class UnitOfWork:
         if vis.patient is not None:
             preds.append(r.c.pk.in_(select(compartment.c.resource_pk).where(compartment.c.patient_id == vis.patient)))
         if vis.consent is not None:
-            preds.append(self._consent(vis.consent).visible(rtype, r))
+            preds.append(self._consent(vis.consent).visible(r))
         alternatives = []
         for alt in vis.alternatives:
             if not alt:
@@ -155,6 +155,26 @@ class UnitOfWork:
         if alternatives:
             preds.append(or_(*alternatives))
         return and_(*preds) if preds else true()
+
+    def visible_any(self, types: list[str], r: FromClause) -> ColumnElement[bool]:
+        """The caller's visibility of rows of any of ``types`` (history, ``$everything``).
+
+        Types the policy treats alike share one predicate, so a query over every type
+        carries the consent decision once rather than once per type.
+        """
+        groups: dict[Visibility, list[str]] = {}
+        for t in types:
+            groups.setdefault(self.policy.visibility(self.ctx, t), []).append(t)
+        parts: list[ColumnElement[bool]] = []
+        for vis, members in groups.items():
+            if vis.nothing:
+                continue
+            if any(alt for alt in vis.alternatives):  # scope filters are parsed per type
+                parts += [and_(r.c.resource_type == t, self._compile_visibility(t, r, vis)) for t in members]
+                continue
+            of_type = r.c.resource_type == members[0] if len(members) == 1 else r.c.resource_type.in_(members)
+            parts.append(and_(of_type, self._compile_visibility(members[0], r, vis)))
+        return or_(*parts) if parts else false()
 
     def _consent(self, caller: Caller) -> ConsentPredicate:
         """The consent predicate for ``caller``, fixed at one instant for the whole unit."""
@@ -172,7 +192,7 @@ class UnitOfWork:
         if caller is None:
             return True
         r = resource.alias()
-        stmt = select(r.c.pk).where(r.c.pk == pk, self._consent(caller).visible(rtype, r))
+        stmt = select(r.c.pk).where(r.c.pk == pk, self._consent(caller).visible(r))
         return self.conn.execute(stmt).first() is not None
 
     def _check_writable(self, rtype: str, pk: int, interaction: str) -> None:
@@ -646,7 +666,7 @@ class UnitOfWork:
         where = and_(
             r.c.deleted == false(),
             r.c.pk.in_(select(compartment.c.resource_pk).where(compartment.c.patient_id == patient.id)),
-            or_(*(and_(r.c.resource_type == t, self.visible(t, r)) for t in readable)) if readable else false(),
+            self.visible_any(readable, r),
         )
         if since:
             try:
@@ -693,7 +713,7 @@ class UnitOfWork:
             where.append(v.resource_pk == row.pk)
         else:
             # versions of resources the caller may see now; deleted ones only with full access
-            where.append(or_(*(and_(v.resource_type == t, r.c.resource_type == t, self.visible(t, r)) for t in types)))
+            where.append(self.visible_any(types, r))
         try:
             if since:
                 where.append(v.last_updated >= parse_range(since)[0])
