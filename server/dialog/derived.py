@@ -155,13 +155,14 @@ class DialogDerivation:
             was_dialog = previous is not None and self.q.url.encode() in previous
             if fit.is_dialog(resource, self.q) or was_dialog:
                 self.sync(unit, resource)
-        elif rtype == "Observation" and unit.ctx is not DERIVATION_CONTEXT:
-            if _tagged(resource) or _tagged_content(previous):
-                raise Unprocessable(
-                    "Observations tagged derived are written by the server from the QuestionnaireResponse "
-                    "they are derived from; change the response instead",
-                    code="business-rule", expression=["Observation.meta.tag"],
-                )
+        elif rtype == "Observation" and unit.ctx is not DERIVATION_CONTEXT and (
+            _tagged(resource) or _tagged_content(previous)
+        ):
+            raise Unprocessable(
+                "Observations tagged derived are written by the server from the QuestionnaireResponse "
+                "they are derived from; change the response instead",
+                code="business-rule", expression=["Observation.meta.tag"],
+            )
 
     def deleted(self, unit: UnitOfWork, resource_type: str, id: str, previous: bytes | None) -> None:
         if resource_type == "QuestionnaireResponse":

@@ -152,7 +152,7 @@ class _Checker:
                              f"{next(iter(question.options))[0]}, not {key[0] if key else None}|"
                              f"{key[1] if key else None}")
                 return None
-            return question.options[key]  # type: ignore[index]
+            return question.options[key]
         if kind == "valueInteger":
             value = answer["valueInteger"]
             if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
@@ -188,11 +188,11 @@ class _Checker:
                 self.problem("QuestionnaireResponse.item",
                              f"{item.link_id} ({item.text}) is required in a {status} response", "required")
         for i, raw in enumerate(items if isinstance(items, list) else []):
-            item = self.q.item(raw.get("linkId")) if isinstance(raw, dict) else None
-            if item is None:
+            group = self.q.item(str(raw.get("linkId"))) if isinstance(raw, dict) else None
+            if group is None:
                 continue
             answered = {c.get("linkId") for c in raw.get("item") or [] if isinstance(c, dict) and c.get("answer")}
-            for question in item.children.values():
+            for question in group.children.values():
                 if question.required and question.link_id not in answered:
                     self.problem(f"QuestionnaireResponse.item[{i}].item",
                                  f"{question.link_id} is required in a {status} response", "required")
