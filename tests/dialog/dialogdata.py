@@ -30,7 +30,9 @@ def response(
     for n, (rating, helped) in enumerate(zip(ratings, helps, strict=True), start=1):
         children: list[dict[str, Any]] = []
         if rating is not None:
-            value = {"valueCoding": {"system": SATISFACTION, "code": str(rating)}} if coded else {"valueInteger": rating}
+            value: dict[str, Any] = (
+                {"valueCoding": {"system": SATISFACTION, "code": str(rating)}} if coded else {"valueInteger": rating}
+            )
             children.append({"linkId": f"dialog-{n}.rating", "answer": [value]})
         if helped is not None:
             children.append({"linkId": f"dialog-{n}.more-help", "answer": [{"valueBoolean": helped}]})
