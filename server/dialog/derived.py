@@ -152,8 +152,9 @@ class DialogDerivation:
     ) -> None:
         rtype = stored.resource_type
         if rtype == "QuestionnaireResponse":
+            # a response that was not a DIALOG one before has no derived Observations to remove
             was_dialog = previous is not None and self.q.url.encode() in previous
-            if fit.is_dialog(resource, self.q) or was_dialog:
+            if was_dialog or (fit.is_dialog(resource, self.q) and fit.is_scored(resource)):
                 self.sync(unit, resource)
         elif rtype == "Observation" and unit.ctx is not DERIVATION_CONTEXT and (
             _tagged(resource) or _tagged_content(previous)
