@@ -5,7 +5,8 @@ scores (``valueQuantity`` in ``{score}``, with ``hasMember`` the item Observatio
 average) and one per item (``valueInteger`` 1..7, SNOMED CT code of the item, and a
 ``more-help`` component when answered). Each has ``derivedFrom`` the response, its
 ``subject``, ``effectiveDateTime`` = its ``authored``, ``status`` final, category
-``survey`` and the tag ``https://fhir.carebridge.example/CodeSystem/tag|derived``.
+``survey``, the tag ``https://fhir.carebridge.example/CodeSystem/tag|derived``, and the
+response's security labels (``meta.security``), so that consent hides them with it.
 
 Their ids are name-based UUIDs (version 5) of the response id and the score or item, so
 writing the same response again rewrites the same Observations (and, content being equal,
@@ -72,6 +73,10 @@ def _base(response: dict[str, Any], key: str) -> dict[str, Any]:
         "status": "final",
         "category": [SURVEY],
     }
+    security = (response.get("meta") or {}).get("security")
+    if security:
+        # the scores say what the response says: whoever may not see it may not see them
+        obs["meta"]["security"] = security
     return obs
 
 

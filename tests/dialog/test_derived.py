@@ -209,3 +209,14 @@ def test_derivation_needs_no_observation_scope(fhir: Fhir, token_for: Any) -> No
     assert r.status_code == 201, r.text
     assert len(derived(fhir, "qr1")) == 13
     assert writer.get(f"Observation/{observation_id('qr1', 'sqol')}").status_code == 403
+
+
+def test_security_labels_of_the_response_carry_over(fhir: Fhir) -> None:
+    labels = [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}]
+    res = response()
+    res["meta"] = {"security": labels}
+    put(fhir, res)
+    assert {str(o["meta"]["security"]) for o in derived(fhir, "qr1")} == {str(labels)}
+    del res["meta"]
+    put(fhir, res)
+    assert all("security" not in o["meta"] for o in derived(fhir, "qr1"))
