@@ -86,6 +86,7 @@ def prepare(repo: Repository, res: Any, rtype: str | None = None) -> PreparedRes
     if actual not in RESOURCE_TYPES:
         raise NotFound(f"resource type {actual!r} is not served here")
     repo.validator.validate(res)
+    repo.hooks.check(res)
     return PreparedResource(actual, res, build_rows(res, repo.registry, repo.base_url))
 
 
@@ -308,7 +309,9 @@ class UnitOfWork:
         }]
         writer.insert_rows(self.conn, tables)
         self._check_writable(rtype, pk, "c" if prev is None else "u")
-        return StoredResource(rtype, id, version, micros, content, False, method, pk)
+        stored = StoredResource(rtype, id, version, micros, content, False, method, pk)
+        self.repo.hooks.written(self, stored, body, prev.content if prev is not None else None)
+        return stored
 
     def _lock(self, key: str) -> None:
         """Serialise conditional writes on the same condition (PostgreSQL; SQLite's writer lock
@@ -448,6 +451,7 @@ class UnitOfWork:
             "resource_pk": row.pk, "version_id": version, "resource_type": rtype, "id": id,
             "last_updated": micros, "method": "DELETE", "content": None, "author": self.ctx.author,
         }]})
+        self.repo.hooks.deleted(self, rtype, id, row.content)
         return StoredResource(rtype, id, version, micros, None, True, "DELETE", row.pk)
 
     def conditional_delete(self, rtype: str, query: list[tuple[str, str]]) -> int:
