@@ -45,15 +45,15 @@ async def token(request: Request) -> Response:
         form = await _form(request)
         service = BackendServices(registry(api), api.tokens, api.token_url, api.base)
         # a worker thread even on SQLite: the replay check writes, and token requests are rare
-        grant = await to_thread.run_sync(service.grant, form, time.time())
+        access_token, grant = await to_thread.run_sync(service.grant, form, time.time())
     except OAuthError as exc:
-        log.info("token refused: client=%s error=%s reason=%s", exc.client_id, exc.error, exc.reason)
+        log.info("token refused: client=%r error=%s reason=%r", exc.client_id, exc.error, exc.reason)
         api.on_token_event(exc.client_id, exc.error, exc.reason, request)
         return _json(exc.body(), exc.status)
-    log.info("token issued: client=%s scope=%s purpose=%s expires_in=%d", grant.client.client_id, grant.scope,
+    log.info("token issued: client=%r scope=%s purpose=%s expires_in=%d", grant.client.client_id, grant.scope,
              grant.purpose_of_use, grant.expires_in)
     api.on_token_event(grant.client.client_id, "issued", None, request, grant=grant)
-    return _json(grant.body(), 200)
+    return _json(grant.body(access_token), 200)
 
 
 async def _form(request: Request) -> list[tuple[str, str]]:

@@ -1,8 +1,8 @@
 """SMART Backend Services: a client's signed assertion in, the server's access token out.
 
 :meth:`BackendServices.grant` takes the form of a ``POST /auth/token`` request
-(``client_credentials`` with a ``private_key_jwt`` client assertion) and either returns a
-:class:`Grant` holding the access token or raises :class:`OAuthError` with the RFC 6749
+(``client_credentials`` with a ``private_key_jwt`` client assertion) and either returns the
+access token with a :class:`Grant` saying what it carries, or raises :class:`OAuthError` with the RFC 6749
 §5.2 error. It knows nothing of HTTP; ``server/api/oauth.py`` serves it.
 
 The assertion is checked in this order, each failure an ``invalid_client`` (401): the
@@ -73,19 +73,19 @@ class OAuthError(Exception):
 
 @dataclass(frozen=True)
 class Grant:
-    """An issued access token and what it carries."""
+    """What an issued access token carries (not the token itself: this is what audit sees)."""
 
     client: Client
-    access_token: str
     scope: str
     expires_in: int
     fhir_user: str | None = None
     purpose_of_use: str | None = None
     break_glass_reason: str | None = None
 
-    def body(self) -> dict[str, Any]:
-        return {"access_token": self.access_token, "token_type": "bearer",
-                "expires_in": self.expires_in, "scope": self.scope}
+    def body(self, access_token: str) -> dict[str, Any]:
+        """The token response (RFC 6749 §5.1)."""
+        return {"access_token": access_token, "token_type": "bearer", "expires_in": self.expires_in,
+                "scope": self.scope}
 
 
 class BackendServices:
@@ -95,7 +95,8 @@ class BackendServices:
         self.token_url = token_url
         self.fhir_base = fhir_base.rstrip("/")
 
-    def grant(self, form: Iterable[tuple[str, str]], now: float) -> Grant:
+    def grant(self, form: Iterable[tuple[str, str]], now: float) -> tuple[str, Grant]:
+        """The access token and what it carries, or :class:`OAuthError`."""
         params = _single_valued(form)
         grant_type = params.get("grant_type")
         if not grant_type:
@@ -189,7 +190,7 @@ class BackendServices:
             raise refuse("this assertion's jti was used before")
 
     # -- what the client asks for ---------------------------------------------------------------
-    def _issue(self, client: Client, claims: dict[str, Any], requested: str) -> Grant:
+    def _issue(self, client: Client, claims: dict[str, Any], requested: str) -> tuple[str, Grant]:
         cid = client.client_id
         fhir_user = self._fhir_user(client, claims.get("fhirUser"))
         purpose = claims.get("purpose_of_use")
@@ -218,7 +219,7 @@ class BackendServices:
             cid, scope, lifetime=lifetime, fhir_user=fhir_user, organization=client.organization,
             purpose_of_use=purpose, break_glass_reason=reason,
         )
-        return Grant(client, token, scope, lifetime, fhir_user, purpose, reason)
+        return token, Grant(client, scope, lifetime, fhir_user, purpose, reason)
 
     def _fhir_user(self, client: Client, value: Any) -> str | None:
         if value is None:
