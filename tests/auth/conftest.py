@@ -19,6 +19,8 @@ from tests.conftest import BASE
 TOKEN_URL = f"{BASE}/auth/token"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 GP = "gp-system"
+#: a system of the trust (RT5), the custodian: its staff see records for direct care
+TRUST = "trust-epr"
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +73,13 @@ def token_form(assertion: str, scope: str = "system/*.rs", **extra: str) -> dict
 @pytest.fixture
 def registered(app: Any, rsa_key: RSAKey, ec_key: ECKey) -> Client:
     client = gp_client(rsa_key, ec_key)
+    app.state.api.clients.save(client)
+    return client
+
+
+@pytest.fixture
+def trust_registered(app: Any, rsa_key: RSAKey, ec_key: ECKey) -> Client:
+    client = gp_client(rsa_key, ec_key, client_id=TRUST, name="Trust clinical system", organization="RT5")
     app.state.api.clients.save(client)
     return client
 

@@ -21,7 +21,7 @@ with warnings.catch_warnings():  # authlib would rather have the httpx2 fork; ht
     warnings.simplefilter("ignore")
     from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 
-from tests.auth.conftest import GP, TOKEN_URL
+from tests.auth.conftest import GP, TOKEN_URL, TRUST
 from tests.conftest import BASE, patient
 
 
@@ -33,9 +33,9 @@ class SmartPrivateKeyJWT(PrivateKeyJWT):  # type: ignore[misc]
         return super().sign(auth, token_endpoint)
 
 
-async def _flow(app: Any, key: Any, alg: str, method: PrivateKeyJWT) -> tuple[dict[str, Any], httpx.Response]:
+async def _flow(app: Any, key: Any, method: PrivateKeyJWT, client_id: str) -> tuple[dict[str, Any], httpx.Response]:
     async with AsyncOAuth2Client(
-        client_id=GP, client_secret=key, token_endpoint_auth_method="private_key_jwt", scope="system/*.rs",
+        client_id=client_id, client_secret=key, token_endpoint_auth_method="private_key_jwt", scope="system/*.rs",
         transport=httpx.ASGITransport(app=app), base_url=BASE,
     ) as client:
         client.register_client_auth_method(method)
@@ -47,11 +47,11 @@ async def _flow(app: Any, key: Any, alg: str, method: PrivateKeyJWT) -> tuple[di
 
 
 @pytest.mark.parametrize("alg", ["RS384", "ES384"])
-def test_authlib_client_fetches_a_token_and_reads(app, registered, fhir, rsa_key, ec_key, alg):
+def test_authlib_client_fetches_a_token_and_reads(app, trust_registered, fhir, rsa_key, ec_key, alg):
     fhir.create(patient())
     key = rsa_key if alg == "RS384" else ec_key
     method = SmartPrivateKeyJWT(TOKEN_URL, alg=alg, headers={"kid": key.kid})
-    token, r = anyio.run(_flow, app, key, alg, method)
+    token, r = anyio.run(_flow, app, key, method, TRUST)
     assert token["token_type"] == "bearer"
     assert token["scope"] == "system/*.rs"
     assert 0 < token["expires_in"] <= 300
@@ -62,6 +62,6 @@ def test_authlib_client_fetches_a_token_and_reads(app, registered, fhir, rsa_key
 def test_authlib_default_assertion_lifetime_is_refused(app, registered, rsa_key):
     method = PrivateKeyJWT(TOKEN_URL, alg="RS384", headers={"kid": rsa_key.kid})
     with pytest.raises(OAuthError) as caught:
-        anyio.run(_flow, app, rsa_key, "RS384", method)
+        anyio.run(_flow, app, rsa_key, method, GP)
     assert caught.value.error == "invalid_client"
     assert "at most 300 seconds" in caught.value.description

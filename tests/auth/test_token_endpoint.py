@@ -16,7 +16,7 @@ from joserfc.jwk import ECKey, OctKey, RSAKey
 from server.auth.backend_services import CLOCK_SKEW, MAX_ASSERTION_LIFETIME
 from server.auth.clients import ClientRegistry
 from server.store.engine import make_engine
-from tests.auth.conftest import GP, TOKEN_URL, gp_client, public_jwks, sign, token_form
+from tests.auth.conftest import GP, TOKEN_URL, TRUST, gp_client, public_jwks, sign, token_form
 from tests.conftest import patient
 
 
@@ -45,34 +45,49 @@ def _claims(token: str) -> dict[str, Any]:
 
 # -- issued ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("alg", ["RS384", "ES384"])
-def test_a_registered_client_gets_a_token_that_reads_patients(http, registered, fhir, rsa_key, ec_key, alg):
+def test_a_registered_client_gets_a_token_that_reads_patients(http, trust_registered, fhir, rsa_key, ec_key, alg):
     fhir.create(patient())
     key = rsa_key if alg == "RS384" else ec_key
-    assertion = sign(key, alg, {"fhirUser": "Practitioner/dr-khan", "purpose_of_use": "TREAT"})
+    assertion = sign(key, alg, {"fhirUser": "Practitioner/dr-khan", "purpose_of_use": "TREAT"}, client_id=TRUST)
     body = _ok(http.post("/auth/token", data=token_form(assertion, "system/*.rs")))
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == 300
     assert body["scope"] == "system/*.rs"
     claims = _claims(body["access_token"])
-    assert claims["organization"] == "C82040"
+    assert claims["organization"] == "RT5"
     assert claims["fhirUser"] == "Practitioner/dr-khan"
     assert claims["purpose_of_use"] == "TREAT"
-    assert claims["client_id"] == GP
+    assert claims["client_id"] == TRUST
     assert claims["exp"] - claims["iat"] == 300
     r = fhir.as_(body["access_token"]).get("Patient")
     assert r.status_code == 200, r.text
     assert r.json()["total"] == 1
     ctx = http.app.state.api.tokens.verify(body["access_token"])
     assert (ctx.client_id, ctx.organization, ctx.fhir_user, ctx.purpose_of_use) == (
-        GP, "C82040", "Practitioner/dr-khan", "TREAT")
+        TRUST, "RT5", "Practitioner/dr-khan", "TREAT")
 
 
-def test_the_token_answers_with_its_scope_only(http, registered, fhir, rsa_key):
+def test_the_organisation_is_the_registered_one_and_consent_decides_by_it(http, registered, fhir, rsa_key):
+    """The GP practice (C82040) is not the custodian and no Consent shares with it: nothing
+    to see, whatever organisation the assertion claims."""
     fhir.create(patient())
-    body = _ok(http.post("/auth/token", data=token_form(sign(rsa_key, "RS384"), "system/Patient.r")))
+    assertion = sign(rsa_key, "RS384", {"fhirUser": "Practitioner/gp-1", "purpose_of_use": "TREAT",
+                                        "organization": "RT5"})
+    token = _ok(http.post("/auth/token", data=token_form(assertion)))["access_token"]
+    assert _claims(token)["organization"] == "C82040"
+    r = fhir.as_(token).get("Patient")
+    assert r.status_code == 200, r.text
+    assert r.json()["total"] == 0
+
+
+def test_the_token_answers_with_its_scope_only(http, trust_registered, fhir, rsa_key):
+    pid = fhir.create(patient())["id"]
+    assertion = sign(rsa_key, "RS384", {"fhirUser": "Practitioner/dr-khan", "purpose_of_use": "TREAT"},
+                     client_id=TRUST)
+    body = _ok(http.post("/auth/token", data=token_form(assertion, "system/Patient.r")))
     assert body["scope"] == "system/Patient.r"
     user = fhir.as_(body["access_token"])
-    assert user.get(f"Patient/{fhir.get('Patient').json()['entry'][0]['resource']['id']}").status_code == 200
+    assert user.get(f"Patient/{pid}").status_code == 200
     assert user.get("Patient").status_code == 403  # no s: no search
     assert user.get("Observation?subject=Patient/x").status_code == 403
 
