@@ -12,7 +12,8 @@ is directory data and is visible). For one patient P:
     allowed = (custodial(r) and direct care and not denied-by-name)
               or (permitted by a Consent of P and not denied by a Consent of P)
 
-A Consent permits (or denies) when a permit (deny) provision applies to this caller and
+An override recorded by staff (for risk, lack of capacity or a legal duty) permits
+despite denials. A Consent permits (or denies) when a permit (deny) provision applies to this caller and
 resource and no provision nested under it applies: the deepest applying provision decides,
 as R4 specifies. Across provisions and Consents a deny wins. The custodian's direct-care
 access is limited only by denials that name actors: a base "deny" (nothing is shared
@@ -46,6 +47,7 @@ from server.consent.callers import (
     NOT_FOR_PATIENT_LABELS,
     Caller,
 )
+from server.consent.rules import OVERRIDE_TERM
 from server.definitions.search_parameters import SearchParameterRegistry
 from server.store.schema import (
     compartment,
@@ -152,8 +154,10 @@ class ConsentPredicate:
         return sorted({p.param_id for p in found if p is not None and p.indexed})
 
     def _allowed(self, r: FromClause, patient: Any) -> ColumnElement[bool]:
-        shared = and_(self._decides(r, patient, permit=True),
-                      not_(self._decides(r, patient, permit=False)))
+        shared = or_(
+            and_(self._decides(r, patient, permit=True), not_(self._decides(r, patient, permit=False))),
+            self._decides(r, patient, permit=True, override_only=True),
+        )
         if not self.caller.direct_care or not self.caller.organization:
             return shared
         own = and_(self._custodial(r),
@@ -179,7 +183,7 @@ class ConsentPredicate:
         ).correlate_except(t))
 
     def _decides(
-        self, r: FromClause, patient: Any, *, permit: bool, named_only: bool = False
+        self, r: FromClause, patient: Any, *, permit: bool, named_only: bool = False, override_only: bool = False,
     ) -> ColumnElement[bool]:
         """Some provision of the patient's Consents of this type applies, and none under it does."""
         n = consent_rule.alias("rule_n")
@@ -192,6 +196,8 @@ class ConsentPredicate:
                       self._applies(r, n), not_(exists(deeper))]
         if named_only:
             conditions.append(n.c.by_actor == true())
+        if override_only:
+            conditions.append(self._term(r, n, OVERRIDE_TERM["kind"], lambda t: t.c.value == OVERRIDE_TERM["value"]))
         return exists(select(literal(1)).where(*conditions).correlate_except(n))
 
     def _term(

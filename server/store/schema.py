@@ -179,7 +179,8 @@ Index("ix_consent_rule_patient", consent_rule.c.patient_id, consent_rule.c.resou
 Index("ix_consent_rule_pk", consent_rule.c.resource_pk)
 
 #: The values a consent rule is limited to, one row per value (kind: actor, purpose,
-#: class, label, data).
+#: class, label, data), and its effect where it has one beyond permit or deny (kind
+#: ``effect``, value ``override``: a permit that overrides the service user's refusals).
 consent_term = Table(
     "consent_term",
     metadata,
