@@ -60,6 +60,9 @@ from server.store.schema import (
 )
 
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
+#: how an Organization carries the code a token names it by: its ODS code, or for a local
+#: authority its GSS code where the directory holds no ODS code for it
+ORGANIZATION_CODE_SYSTEMS = (ODS_SYSTEM, "https://fhir.carebridge.example/Id/gss-code")
 
 
 class ConsentPredicate:
@@ -95,7 +98,8 @@ class ConsentPredicate:
             org = self.caller.organization
             if org:
                 keys.add(f"identifier|{ODS_SYSTEM}|{org}")
-                orgs = [f"Organization/{i}" for i in self._by_identifier("Organization", ODS_SYSTEM, org)]
+                orgs = [f"Organization/{i}" for system in ORGANIZATION_CODE_SYSTEMS
+                        for i in self._by_identifier("Organization", system, org)]
                 keys.update(orgs)
                 for o in orgs:
                     keys.update(f"CareTeam/{i}" for i in self._referring("CareTeam", "participant", o))
