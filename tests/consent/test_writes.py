@@ -164,3 +164,9 @@ def test_an_override_for_lack_of_capacity_needs_the_capacity_assessment(store):
         {"url": "date", "valueDateTime": "2026-11-30T15:00:00Z"},
     ]})
     assert store.post("Consent", shared).status_code == 201
+
+
+def test_conditional_delete_matches_only_what_the_caller_sees(store, caller):
+    r = caller("gp").delete("Condition?code=69322001")
+    assert r.status_code in (200, 204)
+    assert store.get("Condition/cond-a-restricted").status_code == 200
