@@ -281,6 +281,8 @@ class CoreInvariants:
     def _node(self, node: dict[str, Any], type_name: str, relative: str, where: str, resource: dict[str, Any],
               root: dict[str, Any], found: list[Finding]) -> None:
         for invariant in self.invariants.get((type_name, relative), ()):
+            if invariant.key == "dom-6" and root is not resource:
+                continue  # a contained resource is described by its container's narrative
             type_path = f"{type_name}.{relative}" if relative else type_name
             finding = invariant.check(node, type_path, resource, where, root)
             if finding is not None:

@@ -109,8 +109,9 @@ class ResourceValidator:
                 })
         if not found:
             found = model_issues(res)
+        sound = not found  # the later checks walk the JSON as R4 shapes it
         found.extend(business_issues(res))
-        if self._profiles and isinstance(res, dict) and not any(i["severity"] == "error" for i in found):
+        if self._profiles and isinstance(res, dict) and sound:
             found.extend(f.as_issue() for f in self.profile_findings(res, profiles))
         elif profiles:
             found.extend(f.as_issue() for f in _unknown_requested(profiles))

@@ -213,7 +213,7 @@ class Terminology:
             return part
         filters = include.get("filter", [])
         if not filters:
-            if held is None:
+            if held is None or not held.codes:
                 part.whole.add(system)
             elif held.complete:
                 part.add(system, held.codes)
@@ -221,7 +221,7 @@ class Terminology:
                 part.add(system, held.codes)
                 part.open[system] = f"code system {system} is held only in part"
             return part
-        codes = self._filtered(held, filters)
+        codes = self._filtered(held, filters) if held is not None and held.codes else None
         if codes is None:
             part.open[system] = f"filter {filters!r} on {system} cannot be evaluated here"
         else:
