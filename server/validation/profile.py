@@ -90,6 +90,10 @@ class Rule:
     slicing: Slicing | None = None
     slices: list[Rule] = field(default_factory=list)
     slice_name: str | None = None
+    #: the children that check anything (the others are left to the structure checker)
+    active: list[Rule] = field(default_factory=list)
+    #: what this slice requires at each discriminator path, worked out on first use
+    discriminated: dict[str, tuple[str, list[Any]] | None] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -160,6 +164,7 @@ class Profiles:
                 if parent is not None:
                     parent.children[name] = rule
         assert root is not None
+        _prune(root)
         return root
 
     def _rule(self, element: JSON) -> Rule:
@@ -236,6 +241,16 @@ class Profiles:
             return out
         _Walk(self, resource, out).element(profile.root, resource, resource, location)
         return out
+
+
+def _prune(rule: Rule) -> bool:
+    """Marks the children that check something; whether ``rule`` or anything under it does."""
+    rule.active = [child for child in rule.children.values() if _prune(child)]
+    for piece in rule.slices:
+        _prune(piece)
+    return bool(rule.active or rule.slices or rule.has_fixed or rule.has_pattern or rule.binding
+                or rule.target_types is not None or rule.invariants or rule.max == 0 or rule.check_min
+                or rule.check_max or rule.type_profiles or (rule.name.endswith("[x]") and rule.types))
 
 
 def _core_required_value_sets() -> frozenset[str]:
@@ -351,17 +366,17 @@ class _Walk:
                                       self.resource, where)
             if finding is not None:
                 self.out.append(finding)
-        if rule.children:
+        if rule.active:
             self.children(rule, obj, where)
         elif rule.type_profiles and isinstance(obj, dict):
             for url in rule.type_profiles:
                 compiled = self.profiles.get(url)
-                if compiled is not None and compiled.root.children:
+                if compiled is not None and compiled.root.active:
                     self.children(compiled.root, obj, where)
                     break
 
     def children(self, rule: Rule, obj: Any, where: str) -> None:
-        for child in rule.children.values():
+        for child in rule.active:
             items = self.items(child, obj, where)
             self.cardinality(child, items, where)
             if child.max == 0:
@@ -384,11 +399,11 @@ class _Walk:
 
     def cardinality(self, rule: Rule, items: list[Any], where: str) -> None:
         count = len(items)
-        at = f"{where}.{rule.name.removesuffix('[x]')}"
         if rule.max == 0 and count:
             self.out.append(error("structure", items[0].where, f"{rule.label} is not allowed here (max 0)"))
         elif rule.check_min and count < rule.min:
             what = f"slice {rule.slice_name!r} of {rule.path}" if rule.slice_name else rule.label
+            at = f"{where}.{rule.name.removesuffix('[x]')}"
             self.out.append(error("required", at, f"{what} needs at least {rule.min}, found {count}"))
         elif rule.check_max and rule.max is not None and count > rule.max:
             what = f"slice {rule.slice_name!r} of {rule.path}" if rule.slice_name else rule.label
@@ -420,9 +435,13 @@ class _Walk:
         for kind, path in discriminators:
             if kind not in ("value", "pattern"):
                 return False
-            expected = _discriminator(candidate, path)
+            expected = candidate.discriminated.get(path)
             if expected is None:
-                return False
+                if path in candidate.discriminated:
+                    return False
+                expected = candidate.discriminated[path] = _discriminator(candidate, path)
+                if expected is None:
+                    return False
             mode, wanted = expected
             parts = [] if path == "$this" else path.split(".")
             values = list(_at_path(item.value, parts))

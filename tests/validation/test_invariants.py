@@ -121,3 +121,58 @@ def test_the_nhs_number_invariant_agrees_with_its_fhirpath(value: str) -> None:
     invariant = compile_invariant("cb-nhs-1", "error", "NHS number", _nhs_expression())
     assert invariant.native is not None
     assert (invariant.check({"value": value}, "Identifier", {}, "x") is None) == (expected == [True])
+
+
+# -- the fast paths agree with fhirpathpy ------------------------------------------------------
+def _references(value: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    if isinstance(value, dict):
+        if isinstance(value.get("reference"), str):
+            found.append(value)
+        for item in value.values():
+            found.extend(_references(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(_references(item))
+    return found
+
+
+def _samples() -> list[dict[str, Any]]:
+    data = paths.ROOT / "tests" / "data" / "r4-examples"
+    resources = [json.loads(p.read_text()) for p in sorted(data.glob("*.json"))]
+    resources += [json.loads(p.read_text()) for p in sorted((paths.PROFILES / "carebridge" / "example").glob("*"))]
+    org = {"resourceType": "Organization", "id": "o", "name": "x"}
+    resources += [  # cases where each fast path gives false
+        {"resourceType": "Patient", "contained": [{**org, "contained": [org]}], "managingOrganization": {"reference": "#o"}},
+        {"resourceType": "Patient", "contained": [{**org, "meta": {"lastUpdated": "2020-01-01T00:00:00Z"}}]},
+        {"resourceType": "Patient", "contained": [{**org, "meta": {"security": [{"code": "R"}]}}]},
+        {"resourceType": "Patient", "text": {"status": "empty"}},
+        {"resourceType": "Patient", "contained": [org], "managingOrganization": {"reference": "#missing"}},
+    ]
+    return resources
+
+
+@pytest.mark.parametrize("key", ["dom-2", "dom-4", "dom-5", "dom-6", "ref-1"])
+def test_fast_paths_agree_with_fhirpathpy(key: str) -> None:
+    from fhirpathpy import compile as fhirpath_compile
+    from fhirpathpy.engine.nodes import ResourceNode
+
+    from server.validation.invariants import _OPTIONS
+
+    row = next(r for r in ALL.values() if r["key"] == key)
+    invariant = compile_invariant(row["key"], row["severity"], row["human"], row["expression"])
+    assert invariant.native is not None
+    general = fhirpath_compile(row["expression"], models["r4"], _OPTIONS)
+    outcomes = set()
+    compared = 0
+    for resource in _samples():
+        nodes = _references(resource) if key == "ref-1" else [resource]
+        type_path = "Reference" if key == "ref-1" else resource["resourceType"]
+        for node in nodes:
+            expected = general(ResourceNode.create_node(node, type_path), {"resource": resource,
+                                                                           "rootResource": resource})
+            fast = invariant.native(node, resource, resource)
+            assert fast == (expected != [False]), (key, node)
+            outcomes.add(fast)
+            compared += 1
+    assert outcomes == {True, False} and compared > 200

@@ -134,7 +134,7 @@ def _gp_without_ods(res: JSON) -> None:
 
 def _two_triage_outcomes(res: JSON) -> None:
     outcome = {"url": f"{CB}/StructureDefinition/triage-outcome",
-               "valueCodeableConcept": {"coding": [{"system": f"{CB}/CodeSystem/triage-outcome", "code": "accepted"}]}}
+               "valueCodeableConcept": {"coding": [{"system": f"{CB}/CodeSystem/triage-outcome", "code": "stream-for-assessment"}]}}
     res["extension"] += [outcome, copy.deepcopy(outcome)]
 
 
