@@ -97,7 +97,7 @@ async def create_rounds(rounds: int, n: int, body: dict[str, Any]) -> dict[str, 
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080",
                                      headers={"Authorization": f"Bearer {token}"}) as client:
             counter = 0
-            for mode, validator in validators.items():  # warm-up, untimed
+            for validator in validators.values():  # warm-up, untimed
                 api.repository.validator = validator
                 await creates(client, body, 20, counter)
                 counter += 20

@@ -172,7 +172,7 @@ class Profiles:
         last = element_id.rpartition(".")[2]
         name = last.partition(":")[0]
         base = element.get("base") or {}
-        base_min = int(base.get("min", element.get("min", 0)))
+        base_min = int(base.get("min", element.get("min")) or 0)
         base_max = _max(base.get("max", element.get("max", "*")))
         minimum = int(element.get("min", 0))
         maximum = _max(element.get("max", "*"))

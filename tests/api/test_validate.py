@@ -15,7 +15,7 @@ REFERRAL = f"{CB}/StructureDefinition/cap-referral"
 
 def _example(name: str) -> dict[str, Any]:
     path = next((paths.PROFILES / "carebridge" / "example").glob(f"*-example-{name}.json"))
-    return json.loads(path.read_text())  # type: ignore[no-any-return]
+    return json.loads(path.read_text())
 
 
 def _issues(r: Any) -> list[tuple[str, str, str]]:

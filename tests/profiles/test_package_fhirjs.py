@@ -9,6 +9,7 @@ package is installed from the npm registry into a temporary folder; without ``no
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -38,15 +39,9 @@ def fhirjs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run(fhirjs: Path, files: list[Path]) -> dict[str, Any]:
     done = subprocess.run(["node", str(HERE / "fhirjs_check.js"), *map(str, files)], capture_output=True,
-                          text=True, env={"NODE_PATH": str(fhirjs / "node_modules"), "PATH": _path()})
+                          text=True, env={**os.environ, "NODE_PATH": str(fhirjs / "node_modules")})
     assert done.returncode == 0, done.stderr
     return {Path(r["file"]).name: r for r in map(json.loads, done.stdout.splitlines())}
-
-
-def _path() -> str:
-    import os
-
-    return os.environ.get("PATH", "/usr/bin:/bin")
 
 
 def test_every_package_file_is_valid_r4_in_fhirjs(fhirjs: Path) -> None:

@@ -16,7 +16,7 @@ REFERRAL = "https://fhir.carebridge.example/StructureDefinition/cap-referral"
 
 
 def _example(name: str) -> dict[str, Any]:
-    return json.loads(next(EXAMPLES.glob(f"*-example-{name}.json")).read_text())  # type: ignore[no-any-return]
+    return json.loads(next(EXAMPLES.glob(f"*-example-{name}.json")).read_text())
 
 
 def _write(path: Path, value: Any) -> str:

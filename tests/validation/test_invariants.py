@@ -76,7 +76,7 @@ def test_datatype_and_backbone_invariants_apply_wherever_they_appear() -> None:
 
 def test_contained_references_resolve_against_the_container() -> None:
     text = {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}
-    plan = {"resourceType": "CarePlan", "text": text, "status": "active", "intent": "plan",
+    plan: dict[str, Any] = {"resourceType": "CarePlan", "text": text, "status": "active", "intent": "plan",
             "subject": {"reference": "Patient/p"},
             "contained": [{"resourceType": "CareTeam", "id": "t", "participant": [{"member": {"reference": "#pr"}}]},
                           {"resourceType": "Practitioner", "id": "pr"}],
@@ -143,7 +143,8 @@ def _samples() -> list[dict[str, Any]]:
     resources += [json.loads(p.read_text()) for p in sorted((paths.PROFILES / "carebridge" / "example").glob("*"))]
     org = {"resourceType": "Organization", "id": "o", "name": "x"}
     resources += [  # cases where each fast path gives false
-        {"resourceType": "Patient", "contained": [{**org, "contained": [org]}], "managingOrganization": {"reference": "#o"}},
+        {"resourceType": "Patient", "contained": [{**org, "contained": [org]}],
+         "managingOrganization": {"reference": "#o"}},
         {"resourceType": "Patient", "contained": [{**org, "meta": {"lastUpdated": "2020-01-01T00:00:00Z"}}]},
         {"resourceType": "Patient", "contained": [{**org, "meta": {"security": [{"code": "R"}]}}]},
         {"resourceType": "Patient", "text": {"status": "empty"}},

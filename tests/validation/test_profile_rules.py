@@ -29,7 +29,7 @@ def _validator() -> ResourceValidator:
 def example(name: str) -> JSON:
     found = sorted(EXAMPLES.glob(f"*-example-{name}.json"))
     assert len(found) == 1, name
-    return json.loads(found[0].read_text())  # type: ignore[no-any-return]
+    return json.loads(found[0].read_text())
 
 
 def issues(res: JSON, profiles: list[str] | None = None) -> list[JSON]:
@@ -133,8 +133,8 @@ def _gp_without_ods(res: JSON) -> None:
 
 
 def _two_triage_outcomes(res: JSON) -> None:
-    outcome = {"url": f"{CB}/StructureDefinition/triage-outcome",
-               "valueCodeableConcept": {"coding": [{"system": f"{CB}/CodeSystem/triage-outcome", "code": "stream-for-assessment"}]}}
+    coding = {"system": f"{CB}/CodeSystem/triage-outcome", "code": "stream-for-assessment"}
+    outcome = {"url": f"{CB}/StructureDefinition/triage-outcome", "valueCodeableConcept": {"coding": [coding]}}
     res["extension"] += [outcome, copy.deepcopy(outcome)]
 
 
@@ -262,8 +262,8 @@ def test_closed_slicing_rejects_items_outside_every_slice() -> None:
     found = profiles.validate(compiled, res)
     assert [(f.severity, f.code, f.expression) for f in found] == [("error", "structure", "Patient.identifier[1]")]
     # the open slicing of the profile it derives from accepts the same identifier
-    assert default_profiles().validate(default_profiles().get(f"{CB}/StructureDefinition/carebridge-patient"),
-                                       res) == []  # type: ignore[arg-type]
+    base = default_profiles().get(f"{CB}/StructureDefinition/carebridge-patient")
+    assert base is not None and default_profiles().validate(base, res) == []
 
 
 def test_profiles_are_compiled_once() -> None:
