@@ -92,6 +92,8 @@ class Rule:
     slice_name: str | None = None
     #: the children that check anything (the others are left to the structure checker)
     active: list[Rule] = field(default_factory=list)
+    #: a choice element whose types the profile narrows (checked on each value)
+    narrowed: bool = False
     #: what this slice requires at each discriminator path, worked out on first use
     discriminated: dict[str, tuple[str, list[Any]] | None] = field(default_factory=dict)
 
@@ -118,6 +120,7 @@ class Profiles:
         self._lock = threading.Lock()
         self._core_required = _core_required_value_sets()
         self._r4_keys = r4_keys()
+        self._base_types = _base_choice_types()
 
     def knows(self, url: str) -> bool:
         return strip_version(url) in self.definitions
@@ -187,6 +190,9 @@ class Profiles:
         )
         types = element.get("type") or []
         rule.types = tuple(t.get("code", "") for t in types)
+        if name.endswith("[x]"):
+            base_types = self._base_types.get(str(base.get("path", element["path"])))
+            rule.narrowed = base_types is None or set(rule.types) != base_types
         for key, value in element.items():
             if key.startswith("fixed") and key != "fixed":
                 rule.fixed, rule.has_fixed = value, True
@@ -250,7 +256,19 @@ def _prune(rule: Rule) -> bool:
         _prune(piece)
     return bool(rule.active or rule.slices or rule.has_fixed or rule.has_pattern or rule.binding
                 or rule.target_types is not None or rule.invariants or rule.max == 0 or rule.check_min
-                or rule.check_max or rule.type_profiles or (rule.name.endswith("[x]") and rule.types))
+                or rule.check_max or rule.type_profiles or rule.narrowed)
+
+
+def _base_choice_types() -> dict[str, set[str]]:
+    """The types of every R4 choice element, by path (``ServiceRequest.occurrence[x]``)."""
+    table = orjson.loads((paths.R4_DEFINITIONS / "element-definitions.json").read_bytes())
+    found: dict[str, set[str]] = {}
+    for section in ("resources", "datatypes"):
+        for type_name, elements in table[section].items():
+            for relative, spec in elements.items():
+                if relative.endswith("[x]"):
+                    found[f"{type_name}.{relative}"] = set(spec["types"])
+    return found
 
 
 def _core_required_value_sets() -> frozenset[str]:
@@ -381,7 +399,7 @@ class _Walk:
             self.cardinality(child, items, where)
             if child.max == 0:
                 continue
-            if child.name.endswith("[x]") and child.types:
+            if child.narrowed and child.types:
                 allowed = {_cap(t) for t in child.types}
                 for item in items:
                     if item.type_code not in allowed:
