@@ -240,7 +240,8 @@ class Profiles:
     # -- validation -------------------------------------------------------------------------
     def validate(self, profile: CompiledProfile, resource: JSON, where: str | None = None) -> list[Finding]:
         out: list[Finding] = []
-        location = where or str(resource.get("resourceType", profile.type))
+        rtype = resource.get("resourceType")
+        location = where or (rtype if isinstance(rtype, str) else profile.type)
         if resource.get("resourceType") != profile.type:
             out.append(error("invalid", location,
                              f"profile {profile.url} is for {profile.type}, not {resource.get('resourceType')}"))

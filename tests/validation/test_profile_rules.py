@@ -10,6 +10,8 @@ from functools import cache
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from carebridge import paths
 from server.validation.profile import Profiles, default_profiles
@@ -266,6 +268,16 @@ def test_closed_slicing_rejects_items_outside_every_slice() -> None:
     assert base is not None and default_profiles().validate(base, res) == []
 
 
+@pytest.mark.parametrize("name", ["jane", "cap-referral", "sicp", "carer-sharing", "carer", "dialog"])
+def test_the_examples_meet_the_uk_core_profiles_too(name: str) -> None:
+    """UK Core publishes differentials only: their snapshots are generated here on first use."""
+    res = example(name)
+    compiled = default_profiles().get(str(default_profiles().definitions[res["meta"]["profile"][0]]["baseDefinition"]))
+    assert compiled is not None and compiled.url.startswith("https://fhir.hl7.org.uk/StructureDefinition/UKCore-")
+    res["meta"]["profile"] = [compiled.url]
+    assert errors(res) == []
+
+
 def test_profiles_are_compiled_once() -> None:
     url = f"{CB}/StructureDefinition/cap-referral"
     assert default_profiles().get(url) is default_profiles().get(url)
@@ -278,3 +290,43 @@ def test_validation_does_not_change_the_resource() -> None:
         before = copy.deepcopy(res)
         issues(res)
         assert res == before
+
+
+# -- nothing a client sends makes the validator fail ------------------------------------------
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from(["", "x", "#a", "urgent", "Patient/1"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["url", "system", "code", "value", "coding", "reference", "extension", "valueString"]),
+        inner, max_size=3),
+    max_leaves=6)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found += _paths(item, (*prefix, i))
+    return found
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(["jane", "cap-referral", "sicp", "carer-sharing", "carer", "dialog"]),
+       pick=st.integers(0, 10_000), replacement=_JSON_VALUES)
+def test_any_one_value_replaced_still_gives_an_outcome(name: str, pick: int, replacement: Any) -> None:
+    res = example(name)
+    paths_in = _paths(res)
+    path = paths_in[pick % len(paths_in)]
+    target: Any = res
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = replacement
+    found = _validator().issues(res)
+    assert all(i["severity"] in ("error", "warning", "information") and i["expression"] for i in found)
+    # the profile walk itself, even on what the structure checker would have stopped
+    compiled = default_profiles().get(example(name)["meta"]["profile"][0])
+    assert compiled is not None
+    roots = (compiled.type, str(res.get("resourceType")))
+    assert all(f.expression.startswith(roots) for f in default_profiles().validate(compiled, res))
