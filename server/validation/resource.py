@@ -134,9 +134,10 @@ class ResourceValidator:
         for url in policy.applicable(res, [u for u in requested if known.knows(u)]):
             compiled = known.get(url)
             if compiled is None:
+                why = ("its snapshot cannot be generated here" if known.knows(url)
+                       else "it is not known to this server")
                 found.append(Finding("warning", "not-supported", f"{where}.meta.profile",
-                                     f"profile {url} is not known to this server; the resource was not "
-                                     "validated against it"))
+                                     f"profile {url} was not applied: {why}"))
                 continue
             found.extend(known.validate(compiled, res, where))
         if res.get("resourceType") == "Bundle":
