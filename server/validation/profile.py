@@ -480,7 +480,8 @@ class _Walk:
         elif isinstance(value, dict):
             if isinstance(value.get("code"), str) and "coding" not in value:
                 codings = [(value.get("system") if isinstance(value.get("system"), str) else None, value["code"])]
-            for coding in value.get("coding") or []:
+            listed = value.get("coding")
+            for coding in listed if isinstance(listed, list) else []:
                 if isinstance(coding, dict) and isinstance(coding.get("code"), str):
                     system = coding.get("system")
                     codings.append((system if isinstance(system, str) else None, coding["code"]))
@@ -517,7 +518,8 @@ class _Walk:
         target: str | None = None
         if isinstance(reference, str):
             if reference.startswith("#"):
-                for contained in self.resource.get("contained") or []:
+                contained_list = self.resource.get("contained")
+                for contained in contained_list if isinstance(contained_list, list) else []:
                     if isinstance(contained, dict) and f"#{contained.get('id')}" == reference:
                         target = contained.get("resourceType")
             elif not reference.startswith("urn:"):

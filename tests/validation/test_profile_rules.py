@@ -312,7 +312,7 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(["jane", "cap-referral", "sicp", "carer-sharing", "carer", "dialog"]),
        pick=st.integers(0, 10_000), replacement=_JSON_VALUES)
 def test_any_one_value_replaced_still_gives_an_outcome(name: str, pick: int, replacement: Any) -> None:
