@@ -328,5 +328,8 @@ def test_any_one_value_replaced_still_gives_an_outcome(name: str, pick: int, rep
     # the profile walk itself, even on what the structure checker would have stopped
     compiled = default_profiles().get(example(name)["meta"]["profile"][0])
     assert compiled is not None
+    from server.validation.invariants import core_invariants
+
+    core_invariants().check(res)  # the invariant walk too: findings, never an exception
     roots = (compiled.type, str(res.get("resourceType")))
     assert all(f.expression.startswith(roots) for f in default_profiles().validate(compiled, res))
