@@ -57,6 +57,8 @@ def request_id(request: Request) -> str | None:
     return request.headers.get("x-request-id")
 
 
+#: where the request's verified caller is kept for the layers around the handler
+ACCESS_SCOPE_KEY = "carebridge.access"
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="carebridge", error="invalid_token"'}
 
 
@@ -70,7 +72,10 @@ def access_context(request: Request) -> AccessContext:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("the Authorization header must be 'Bearer <token>'", headers=CHALLENGE)
     try:
-        return state(request).tokens.verify(token.strip(), request_id(request))
+        ctx = state(request).tokens.verify(token.strip(), request_id(request))
     except Unauthorized as exc:
         exc.headers = CHALLENGE
         raise
+    # kept on the request for what happens after the handler (break-glass notice, audit)
+    request.scope[ACCESS_SCOPE_KEY] = ctx
+    return ctx

@@ -5,16 +5,22 @@ holds is applied; one it does not hold gives a warning, never an error, since a 
 may conform to profiles this server has never heard of), and the profiles the server
 requires, configured here.
 
-Required profiles, and why so few:
+Required profiles: none yet, and why.
 
-- ``QuestionnaireResponse`` answering the DIALOG Questionnaire (``questionnaire`` is its
-  canonical, with or without a version) must meet ``dialog-response``: the product
-  derives scores from it, so a response that does not fit is refused (issue 7).
-- Nothing else yet. Requiring ``carebridge-patient`` or ``cap-referral`` on every Patient or
-  ServiceRequest would refuse what the source systems send today (a Patient without an
-  NHS number verification status, a referral not yet triaged by the Central Access Point);
-  the adapters claim the profiles in ``meta.profile`` when their output meets them, and
-  that claim is then enforced. Add a rule here when a type must always conform.
+- DIALOG responses are checked by ``server/dialog/fit.py``, which knows their statuses: an
+  ``in-progress`` response may be partial and the Questionnaire's canonical may come without
+  its version. Requiring ``dialog-response`` (11 items, the versioned canonical) on every
+  DIALOG response would refuse what that check rightly accepts; a response that claims
+  ``dialog-response`` is held to it.
+- Requiring ``carebridge-patient`` or ``cap-referral`` on every Patient or ServiceRequest
+  would refuse what the source systems send today (a Patient without an NHS number
+  verification status, a referral not yet triaged by the Central Access Point); the
+  adapters claim the profiles in ``meta.profile`` when their output meets them, and that
+  claim is then enforced.
+
+``REQUIRED_PROFILES`` is the one place to add a rule when a type must always conform: a
+profile URL and the condition under which it applies (a resource type may need a profile
+only in some cases, e.g. by what it answers or codes).
 """
 
 from __future__ import annotations
@@ -22,22 +28,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-CB: Final = "https://fhir.carebridge.example"
-DIALOG_QUESTIONNAIRE: Final = f"{CB}/Questionnaire/dialog"
-DIALOG_RESPONSE: Final = f"{CB}/StructureDefinition/dialog-response"
-
 Condition = Callable[[dict[str, Any]], bool]
 
 
-def _answers_dialog(resource: dict[str, Any]) -> bool:
-    questionnaire = resource.get("questionnaire")
-    return isinstance(questionnaire, str) and questionnaire.split("|", 1)[0] == DIALOG_QUESTIONNAIRE
-
-
 #: resource type -> (profile URL, when it applies) the server requires on every write
-REQUIRED_PROFILES: Final[Mapping[str, tuple[tuple[str, Condition], ...]]] = {
-    "QuestionnaireResponse": ((DIALOG_RESPONSE, _answers_dialog),),
-}
+REQUIRED_PROFILES: Final[Mapping[str, tuple[tuple[str, Condition], ...]]] = {}
 
 
 def claimed(resource: dict[str, Any]) -> list[str]:
