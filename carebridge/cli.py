@@ -88,6 +88,12 @@ def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
     return reindex(settings, all_params=args.all, resource_type=args.type)
 
 
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from server.validation.command import run
+
+    return run(args.files, args.profile or [], as_json=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carebridge", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     from server.auth.cli import register as register_client_commands
 
     register_client_commands(sub)
+    p = sub.add_parser("validate", help="validate FHIR JSON, NDJSON or Bundle files against R4 and the profiles")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--profile", action="append", help="also validate against this profile (canonical URL)")
+    p.add_argument("--json", action="store_true", help="print each resource's OperationOutcome as JSON")
+    p.set_defaults(handler=cmd_validate)
+
     for register in _adapter_commands():
         register(sub)
     return parser

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from carebridge.config import Settings
-from server.api import conformance, oauth, package_pages, transaction
+from server.api import conformance, oauth, package_pages, transaction, validate
 from server.api import dialog as dialog_api
 from server.api import interactions as rest
 from server.api.capability import capability_statement, smart_configuration
@@ -85,6 +85,8 @@ AUTH_ROUTES: list[tuple[str, str, Any]] = [
 ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/fhir/metadata", metadata),
     ("GET", "/fhir/.well-known/smart-configuration", smart_config),
+    ("POST", "/fhir/$validate", validate.validate),
+    ("POST", "/fhir/{type}/$validate", validate.validate),
     *_conformance_routes(),
     ("POST", "/fhir", transaction.bundle),
     ("GET", "/fhir", rest.search_system),

@@ -17,6 +17,9 @@ from server.definitions.search_parameters import RESOURCE_TYPES, SearchParameter
 TYPE_INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type",
                      "create", "search-type"]
 SYSTEM_INTERACTIONS = ["transaction", "batch", "search-system", "history-system"]
+VALIDATE = {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+            "documentation": "Validates against R4, its invariants and the profiles claimed, required or asked "
+                             "for (profile); answers an OperationOutcome and stores nothing."}
 
 
 @cache
@@ -48,12 +51,14 @@ def _statement(base: str, token_url: str, registry_id: int, registry: SearchPara
             ),
             "searchParam": params,
         }
+        entry["operation"] = [VALIDATE]
         if rtype == "Patient":
             entry["operation"] = [
                 {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
                 {"name": "dialog-trend", "definition": "https://fhir.carebridge.example/OperationDefinition/dialog-trend",
                  "documentation": "DIALOG scores and item ratings over time: a searchset of the derived Observations "
                                   "sorted by date, as Observation?subject=Patient/{id}&code=...&_sort=date"},
+                VALIDATE,
             ]
         resources.append(entry)
     for rtype in CONFORMANCE_TYPES:
@@ -96,6 +101,7 @@ def _statement(base: str, token_url: str, registry_id: int, registry: SearchPara
             },
             "resource": resources,
             "interaction": [{"code": c} for c in SYSTEM_INTERACTIONS],
+            "operation": [VALIDATE],
             "searchParam": [
                 {"name": "_type", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-type"},
             ],

@@ -1,10 +1,13 @@
-"""The checks every resource passes before it is stored.
+"""The checks every resource passes before it is stored, and ``$validate`` reports.
 
-Three layers, cheapest first: the strict structure checker compiled from the R4 element
+Layers, cheapest first: the strict structure checker compiled from the R4 element
 definitions (unknown elements, JSON types, cardinality, required bindings), the
-fhir.resources models (a second, independent reading of the R4 structure), and the
-product's business rules (NHS numbers pass modulus 11). Any error rejects the write as
-422 with every issue located by a FHIRPath expression.
+fhir.resources models (a second, independent reading of the R4 structure), the
+product's business rules (NHS numbers pass modulus 11), then, on a structurally sound
+resource, R4's invariants (:mod:`server.validation.invariants`) and the profiles that
+apply (:mod:`server.validation.policy`, :mod:`server.validation.profile`), for the
+resource and for every resource of a Bundle. Any error rejects the write as 422 with
+every issue located by a FHIRPath expression; warnings do not block a write.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from server.fhir import nhs_number
 from server.fhir.errors import Unprocessable
+from server.validation import policy
+from server.validation.outcome import Finding
 
 
 @cache
@@ -73,9 +78,13 @@ def _issue(code: str, expression: str, diagnostics: str) -> dict[str, Any]:
 
 
 class ResourceValidator:
-    """Runs every check; :meth:`validate` raises 422 with all issues found."""
+    """Runs every check; :meth:`validate` raises 422 with all the errors found.
 
-    def __init__(self, structure: bool = True) -> None:
+    ``profiles=False`` leaves out R4's invariants and profile validation (the checks before
+    them stay), for comparison in the benchmarks.
+    """
+
+    def __init__(self, structure: bool = True, profiles: bool = True) -> None:
         self._structure = None
         if structure:
             try:
@@ -84,8 +93,13 @@ class ResourceValidator:
                 StructureValidator = None  # type: ignore[assignment,misc]
             if StructureValidator is not None:
                 self._structure = StructureValidator()
+        self._profiles = profiles
 
-    def issues(self, res: dict[str, Any]) -> list[dict[str, Any]]:
+    def issues(self, res: dict[str, Any], profiles: list[str] | None = None) -> list[dict[str, Any]]:
+        """Every issue of ``res``: errors, warnings and information, as OperationOutcome issues.
+
+        ``profiles`` are validated against besides those that apply anyway (claimed or
+        required); asking for one the server does not hold is an error."""
         found: list[dict[str, Any]] = []
         if self._structure is not None:
             for issue in self._structure.check(res):
@@ -95,8 +109,42 @@ class ResourceValidator:
                 })
         if not found:
             found = model_issues(res)
+        sound = not found  # the later checks walk the JSON as R4 shapes it
         found.extend(business_issues(res))
+        if self._profiles and isinstance(res, dict) and sound:
+            found.extend(f.as_issue() for f in self.profile_findings(res, profiles))
+        elif profiles:
+            found.extend(f.as_issue() for f in _unknown_requested(profiles))
         return found
+
+    def profile_findings(self, res: dict[str, Any], requested: list[str] | None = None) -> list[Finding]:
+        """R4's invariants on ``res`` (and all it contains), and the profiles of it and of each
+        resource in it when it is a Bundle."""
+        from server.validation.invariants import core_invariants
+
+        found = core_invariants().check(res)
+        found.extend(_unknown_requested(requested or []))
+        self._profiled(res, str(res.get("resourceType")), requested or [], found)
+        return found
+
+    def _profiled(self, res: dict[str, Any], where: str, requested: list[str], found: list[Finding]) -> None:
+        from server.validation.profile import default_profiles
+
+        known = default_profiles()
+        for url in policy.applicable(res, [u for u in requested if known.knows(u)]):
+            compiled = known.get(url)
+            if compiled is None:
+                why = ("its snapshot cannot be generated here" if known.knows(url)
+                       else "it is not known to this server")
+                found.append(Finding("warning", "not-supported", f"{where}.meta.profile",
+                                     f"profile {url} was not applied: {why}"))
+                continue
+            found.extend(known.validate(compiled, res, where))
+        if res.get("resourceType") == "Bundle":
+            for i, entry in enumerate(res.get("entry") or []):
+                inner = entry.get("resource") if isinstance(entry, dict) else None
+                if isinstance(inner, dict):
+                    self._profiled(inner, f"{where}.entry[{i}].resource", [], found)
 
     def validate(self, res: dict[str, Any]) -> None:
         issues = [i for i in self.issues(res) if i["severity"] in ("error", "fatal")]
@@ -107,3 +155,11 @@ class ResourceValidator:
                 f"{first['expression'][0]}: {first['diagnostics']}{more}",
                 code=first["code"], expression=first["expression"], issues=issues[1:],
             )
+
+
+def _unknown_requested(requested: list[str]) -> list[Finding]:
+    from server.validation.profile import default_profiles
+
+    known = default_profiles()
+    return [Finding("error", "not-supported", "Parameters.profile", f"profile {url} is not known to this server")
+            for url in requested if not known.knows(url)]

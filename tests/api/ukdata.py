@@ -161,6 +161,7 @@ def consent(patient_id: str, **extra: Any) -> dict[str, Any]:
         "category": [{"coding": [{"system": LOINC, "code": "59284-0"}]}],
         "patient": {"reference": f"Patient/{patient_id}"},
         "dateTime": "2024-01-08T11:00:00Z",
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
         "provision": {"type": "permit", "period": {"start": "2024-01-08"}},
     }
     res.update(extra)

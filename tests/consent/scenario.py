@@ -64,6 +64,8 @@ def _consent(id: str, patient: str, provision: dict[str, Any], status: str = "ac
                               "code": "patient-privacy"}]},
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         "patient": {"reference": f"Patient/{patient}"},
+        # R4's ppc-1: a Consent names a policy or policyRule
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
         "provision": provision,
     }
 
