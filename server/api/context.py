@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from anyio import to_thread
 from starlette.requests import Request
 
 from carebridge.config import Settings
 from server.api.paging import PageSigner
+from server.audit.capture import remember_context
 from server.auth.tokens import TokenService
 from server.consent.context import AccessContext
 from server.fhir.errors import Unauthorized
 from server.store.group_commit import GroupCommitter
 from server.store.repository import Repository
 from server.store.unit import UnitOfWork
+
+if TYPE_CHECKING:
+    from server.audit.trail import AuditTrail
 
 T = TypeVar("T")
 
@@ -31,6 +35,11 @@ class ApiState:
     inline_store: bool = True
     #: batches concurrent single-resource writes into one commit (SQLite)
     writes: GroupCommitter | None = None
+    #: the audit trail (None: audit off)
+    audit: AuditTrail | None = None
+    #: called by the token endpoint for every token issued or refused:
+    #: ``on_token_event(client_id, outcome, reason, request)``
+    on_token_event: Callable[[str | None, object, str | None, Request], None] | None = None
 
     @property
     def base(self) -> str:
@@ -70,7 +79,9 @@ def access_context(request: Request) -> AccessContext:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("the Authorization header must be 'Bearer <token>'", headers=CHALLENGE)
     try:
-        return state(request).tokens.verify(token.strip(), request_id(request))
+        ctx = state(request).tokens.verify(token.strip(), request_id(request))
     except Unauthorized as exc:
         exc.headers = CHALLENGE
         raise
+    remember_context(request.scope, ctx)
+    return ctx
