@@ -202,8 +202,10 @@ def entities(access: Access) -> list[dict[str, Any]]:
         out.append(_entity("data", what={"reference": ref}))
     if access.query is not None:
         query = access.query
-        out.append(_entity("query", query=base64.b64encode(query.encode()).decode(),
-                           description=f"{access.method} {access.path}{'?' + query if query else ''}"))
+        entity = _entity("query", description=f"{access.method} {access.path}{'?' + query if query else ''}")
+        if query:  # base64 of the query string; an empty element is not valid FHIR
+            entity["query"] = base64.b64encode(query.encode()).decode()
+        out.append(entity)
     if access.request_id or is_break_glass(access.ctx):
         request: dict[str, Any] = _entity("request")
         if access.request_id:
