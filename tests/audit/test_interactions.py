@@ -64,7 +64,8 @@ def test_every_interaction_has_its_subtype_action_outcome_and_entities(audited):
     assert kind(ev) == ("update", "U", "0") and data(ev) == [f"Observation/{oid}/_history/2"]
     assert patients(ev) == [f"Patient/{pid}"]
 
-    _, ev = call(audited, "PUT", "Observation/made-by-put", json=dict(uk.observation(pid), id="made-by-put", status="preliminary"))
+    made = dict(uk.observation(pid), id="made-by-put", status="preliminary")
+    _, ev = call(audited, "PUT", "Observation/made-by-put", json=made)
     assert kind(ev) == ("update", "C", "0")
 
     _, ev = call(audited, "PATCH", f"Observation/{oid}", content=b'[{"op":"replace","path":"/status","value":"final"}]',
