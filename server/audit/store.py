@@ -26,6 +26,7 @@ from server.store.repository import Repository
 from server.store.schema import compartment, resource, resource_version
 
 PG_SCHEMA = "carebridge_audit"
+_LOCK_KEY = 0x63626175  # "cbau": one audit-store set-up at a time
 MAIN = "main"
 
 
@@ -45,28 +46,40 @@ def audit_database_url(settings: Settings, env: dict[str, str] | None = None) ->
     return url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{PG_SCHEMA}"
 
 
-def make_audit_engine(url: str) -> Engine:
-    """An engine on the audit store, with its schema made and migrated."""
+def make_audit_engine(url: str, registry: SearchParameterRegistry | None = None) -> Engine:
+    """An engine on the audit store, with its schema made and migrated (and, given a
+    registry, its search-parameter state recorded). On PostgreSQL this runs under an
+    advisory lock: the workers of one server open the store at the same moment."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = make_engine(url)
-    else:
-        plain = url.split("?", 1)[0] if f"search_path%3D{PG_SCHEMA}" in url else None
-        if plain is not None:
-            admin = create_engine(plain, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{PG_SCHEMA}"'))
-            admin.dispose()
-        engine = create_engine(url, pool_size=2, max_overflow=2, pool_pre_ping=True)
-    migrate(engine)
+        migrate(engine)
+        if registry is not None:
+            check_definitions(engine, registry)
+        return engine
+    plain = url.split("?", 1)[0]
+    admin = create_engine(plain, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as lock:
+            lock.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _LOCK_KEY})
+            try:
+                if f"search_path%3D{PG_SCHEMA}" in url:
+                    lock.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{PG_SCHEMA}"'))
+                engine = create_engine(url, pool_size=2, max_overflow=2, pool_pre_ping=True)
+                migrate(engine)
+                if registry is not None:
+                    check_definitions(engine, registry)
+            finally:
+                lock.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_KEY})
+    finally:
+        admin.dispose()
     return engine
 
 
 def open_repository(url: str, registry: SearchParameterRegistry | None = None,
                     base_url: str | None = None, **kw: Any) -> Repository:
     registry = registry or default_registry()
-    engine = make_audit_engine(url)
-    check_definitions(engine, registry)
+    engine = make_audit_engine(url, registry)
     return Repository(engine, registry, base_url=base_url, **kw)
 
 
