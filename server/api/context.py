@@ -37,9 +37,6 @@ class ApiState:
     writes: GroupCommitter | None = None
     #: the audit trail (None: audit off)
     audit: AuditTrail | None = None
-    #: called by the token endpoint for every token issued or refused:
-    #: ``on_token_event(client_id, outcome, reason, request)``
-    on_token_event: Callable[[str | None, object, str | None, Request], None] | None = None
 
     @property
     def base(self) -> str:

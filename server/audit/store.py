@@ -135,3 +135,41 @@ def compartment_patients(engine: Engine, registry: SearchParameterRegistry,
                     patients = build_rows(orjson.loads(row.content), registry).patients
                     out.setdefault(gone[(row.resource_pk, row.version_id)], set()).update(patients)
     return out
+
+
+def insert_events(store: Repository, ctx: Any, events: list[dict[str, Any]]) -> None:
+    """Store a batch of new AuditEvents in one transaction: one multi-row insert per table
+    (resource, resource_version, each index table) for the whole batch, as the bulk
+    loader does, instead of a savepoint and a round of inserts per event. The events are
+    built by the server, so they are indexed, not re-validated."""
+    import uuid
+
+    import orjson
+    from sqlalchemy import insert
+
+    from server.fhir.dates import now_instant
+
+    store.policy.require(ctx, "c", "AuditEvent")
+    stamp, micros = now_instant()
+    rows, bodies = [], []
+    for event in events:
+        rid = str(uuid.uuid4())
+        meta = dict(event.get("meta") or {}, versionId="1", lastUpdated=stamp)
+        body = {"resourceType": "AuditEvent", "id": rid, "meta": meta}
+        body.update((k, v) for k, v in event.items() if k not in ("resourceType", "id", "meta"))
+        bodies.append(body)
+        rows.append({"resource_type": "AuditEvent", "id": rid, "version_id": 1, "last_updated": micros,
+                     "deleted": False, "content": orjson.dumps(body)})
+    with store.unit(ctx) as u:
+        conn = u.conn
+        pks = conn.execute(insert(resource).returning(resource.c.pk, sort_by_parameter_order=True),
+                           rows).scalars().all()
+        tables: dict[str, list[dict[str, Any]]] = {"resource_version": [
+            {"resource_pk": pk, "version_id": 1, "resource_type": "AuditEvent", "id": row["id"],
+             "last_updated": micros, "method": "POST", "content": row["content"], "author": ctx.author}
+            for pk, row in zip(pks, rows, strict=True)
+        ]}
+        for pk, body in zip(pks, bodies, strict=True):
+            for name, found in build_rows(body, store.registry, store.base_url).with_key(pk).items():
+                tables.setdefault(name, []).extend(found)
+        store.writer.insert_rows(conn, tables)

@@ -36,12 +36,10 @@ from anyio import to_thread
 from server.audit import capture
 from server.audit.events import Access, instant, outcome_code, rest_event
 from server.audit.events import token_event as build_token_event
-from server.audit.store import compartment_patients
+from server.audit.store import compartment_patients, insert_events
 from server.consent.context import AccessContext
 from server.definitions.search_parameters import SearchParameterRegistry
-from server.store.indexing import build_rows
 from server.store.repository import Repository
-from server.store.unit import PreparedResource, UnitOfWork
 
 log = logging.getLogger("carebridge.audit")
 
@@ -200,18 +198,9 @@ class AuditTrail:
     def write_batch(self, batch: list[Access]) -> None:
         """Build and store one batch of events in one transaction (a worker thread)."""
         events = self.build(batch)
-        store = self.store
-        jobs: list[tuple[AccessContext, Callable[[UnitOfWork], Any]]] = []
-        for event in events:
-            # built here from codes, not taken from a client: indexed, not re-validated
-            prepared = PreparedResource("AuditEvent", event, build_rows(event, store.registry, store.base_url))
-            jobs.append((WRITER, _creator(prepared)))
-        outcomes = store.run_batch(jobs)
-        failed = [value for ok, value in outcomes if not ok]
-        if failed:  # a bad event is a defect; store the others, and keep it in the log
-            log.error("audit: %d events could not be stored: %s", len(failed), failed[0])
+        insert_events(self.store, WRITER, events)
         self.batches += 1
-        self.written += len(events) - len(failed)
+        self.written += len(events)
 
     def build(self, batch: list[Access]) -> list[dict[str, Any]]:
         touched = [t for a in batch if a.built is None for t in a.resources]
@@ -288,10 +277,6 @@ class AuditTrail:
                                        built=e) for e in events)
             path.unlink()
             log.warning("audit: %d events kept at the last shutdown (%s) queued again", len(events), path.name)
-
-
-def _creator(prepared: PreparedResource) -> Callable[[UnitOfWork], Any]:
-    return lambda u: u.create(prepared.resource, prepared=prepared)
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:

@@ -213,3 +213,17 @@ def test_only_callers_whose_token_names_audit_event_read_the_trail(audited):
     assert auditor.get(f"AuditEvent/{event_id}").json()["id"] == event_id
     assert clinician.get(f"AuditEvent/{event_id}").status_code == 403
     assert auditor.post("AuditEvent", {"resourceType": "AuditEvent"}).status_code == 405
+
+
+def test_audit_events_stay_out_of_the_clinical_store(audited):
+    """Reading a record does not change it: no AuditEvent in history, $everything or search."""
+    pid = audited.create(uk.service_user(1))["id"]
+    for _ in range(3):
+        audited.get(f"Patient/{pid}")
+    audited.settle()
+    assert len(audited.events(patient=f"Patient/{pid}")) == 4
+    everything = audited.get(f"Patient/{pid}/$everything").json()
+    assert [e["resource"]["resourceType"] for e in everything["entry"]] == ["Patient"]
+    history = audited.get("_history").json()
+    assert {e["resource"]["resourceType"] for e in history["entry"]} == {"Patient"}
+    assert audited.app.state.api.repository.engine.url != audited.trail.store.engine.url
