@@ -90,11 +90,11 @@ def summary(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cell(row: dict[str, Any], column: str) -> str:
-    value = row.get(column)
+    value: Any = row.get(column)
     if column == "accessed":
         what = value["resources"] or ([value["query"]] if value["query"] else [])
         shown = ", ".join(what[:3]) + (f" (+{len(what) - 3})" if len(what) > 3 else "")
-        return f"{value['interaction']}: {shown}" if shown else value["interaction"]
+        return f"{value['interaction']}: {shown}" if shown else str(value["interaction"])
     if isinstance(value, list):
         return ", ".join(value)
     return "" if value is None else str(value)
