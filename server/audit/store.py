@@ -83,6 +83,20 @@ def open_repository(url: str, registry: SearchParameterRegistry | None = None,
     return Repository(engine, registry, base_url=base_url, **kw)
 
 
+def patient_accesses(store: Repository, patient_id: str, *, count: int = 100,
+                     since: str | None = None) -> list[dict[str, Any]]:
+    """Who looked at this patient: the newest ``count`` AuditEvents naming the patient
+    (``AuditEvent?patient=Patient/<id>&_sort=-date``, on the indexed ``patient`` parameter)."""
+    from server.consent.context import AccessContext
+
+    auditor = AccessContext.system("carebridge-access-report", "system/AuditEvent.rs")
+    params = [("patient", f"Patient/{patient_id}"), ("_sort", "-date"), ("_count", str(count))]
+    if since:
+        params.append(("date", f"ge{since}"))
+    page = store.search(auditor, store.parse_search(["AuditEvent"], params, strict=True))
+    return [m.resource for m in page.matches]
+
+
 def same_store(a: str, b: str) -> bool:
     return normalise_url(a) == normalise_url(b)
 

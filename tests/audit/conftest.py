@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from fhir.resources.R4B.auditevent import AuditEvent
 from joserfc import jwt
 from sqlalchemy import text
 
@@ -20,9 +21,11 @@ from server.audit.store import PG_SCHEMA
 from server.auth.tokens import AUDIENCE, ISSUER
 from server.store.repository import Repository
 from server.store.schema import metadata
+from server.validation.resource import ResourceValidator
 from tests.conftest import BASE, Fhir
 
 AUDITOR_SCOPE = "system/*.cruds system/AuditEvent.rs"
+VALIDATOR = ResourceValidator()
 
 
 def _empty_audit_schema(url: str) -> None:
@@ -69,8 +72,12 @@ class Audited(Fhir):
         return stored_events(self.trail.store, **params)
 
     def event_for(self, request_id: str) -> dict[str, Any]:
+        """The one AuditEvent of a request, checked as FHIR R4 (the structure checker and
+        fhir.resources) on the way."""
         found = self.events(**{"request-id": request_id})
         assert len(found) == 1, found
+        VALIDATOR.validate(found[0])
+        AuditEvent.model_validate(found[0])
         return found[0]
 
     def mint(self, scope: str = "system/*.cruds", **claims: Any) -> str:

@@ -227,3 +227,17 @@ def test_audit_events_stay_out_of_the_clinical_store(audited):
     history = audited.get("_history").json()
     assert {e["resource"]["resourceType"] for e in history["entry"]} == {"Patient"}
     assert audited.app.state.api.repository.engine.url != audited.trail.store.engine.url
+
+
+def test_who_looked_at_this_patient(audited):
+    from server.audit.store import patient_accesses
+
+    pid = audited.create(uk.service_user(1))["id"]
+    other = audited.create(uk.service_user(2))["id"]
+    audited.as_(audited.mint("system/*.rs", client="gp-view", fhirUser="Practitioner/gp-1")).get(f"Patient/{pid}")
+    audited.get(f"Patient/{other}")
+    audited.settle()
+    seen = patient_accesses(audited.trail.store, pid)
+    assert [(e["subtype"][0]["code"], e["agent"][0]["who"].get("reference")) for e in seen] == [
+        ("read", "Practitioner/gp-1"), ("create", "Practitioner/dr-khan")]
+    assert patient_accesses(audited.trail.store, pid, count=1)[0]["subtype"][0]["code"] == "read"
