@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from carebridge.config import Settings
 from server.api import conformance, package_pages, transaction
+from server.api import dialog as dialog_api
 from server.api import interactions as rest
 from server.api.capability import capability_statement, smart_configuration
 from server.api.context import ApiState, state
@@ -85,6 +86,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/fhir", rest.search_system),
     ("GET", "/fhir/_history", rest.history),
     ("GET", "/fhir/Patient/{id}/$everything", rest.everything),
+    ("GET", "/fhir/Patient/{id}/$dialog-trend", dialog_api.trend),
     *audit_api.ROUTES,
     ("GET", "/fhir/{type}/_history", rest.history),
     ("POST", "/fhir/{type}/_search", rest.search_type),

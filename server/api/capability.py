@@ -49,8 +49,12 @@ def _statement(base: str, token_url: str, registry_id: int, registry: SearchPara
             "searchParam": params,
         }
         if rtype == "Patient":
-            entry["operation"] = [{"name": "everything",
-                                   "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]
+            entry["operation"] = [
+                {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
+                {"name": "dialog-trend", "definition": "https://fhir.carebridge.example/OperationDefinition/dialog-trend",
+                 "documentation": "DIALOG scores and item ratings over time: a searchset of the derived Observations "
+                                  "sorted by date, as Observation?subject=Patient/{id}&code=...&_sort=date"},
+            ]
         resources.append(entry)
     for rtype in CONFORMANCE_TYPES:
         resources.append({

@@ -11,7 +11,6 @@ from starlette.requests import Request
 
 from carebridge.config import Settings
 from server.api.paging import PageSigner
-from server.audit.capture import remember_context
 from server.auth.tokens import TokenService
 from server.consent.context import AccessContext
 from server.fhir.errors import Unauthorized
@@ -63,6 +62,8 @@ def request_id(request: Request) -> str | None:
     return request.headers.get("x-request-id")
 
 
+#: where the request's verified caller is kept for the layers around the handler
+ACCESS_SCOPE_KEY = "carebridge.access"
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="carebridge", error="invalid_token"'}
 
 
@@ -80,5 +81,6 @@ def access_context(request: Request) -> AccessContext:
     except Unauthorized as exc:
         exc.headers = CHALLENGE
         raise
-    remember_context(request.scope, ctx)
+    # kept on the request for what happens after the handler (break-glass notice, audit)
+    request.scope[ACCESS_SCOPE_KEY] = ctx
     return ctx

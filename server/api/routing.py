@@ -22,12 +22,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from server.api.context import ACCESS_SCOPE_KEY
 from server.api.http import error_response
+from server.consent.callers import caller_of
 from server.fhir.errors import FhirError, MethodNotAllowed, NotFound
 
 log = logging.getLogger("carebridge.api")
 
 Handler = Callable[[Request], Awaitable[Response]]
+BREAK_GLASS_NOTICE = b"break-glass access: this request is recorded and reported to the privacy officer"
 
 
 class _Pattern:
@@ -95,4 +98,8 @@ class FhirRouter:
                 FhirError("the server failed to process the request", status=500, code="exception")
             )
         response.raw_headers.append((b"x-request-id", rid))
+        ctx = scope.get(ACCESS_SCOPE_KEY)
+        if ctx is not None and caller_of(ctx).break_glass:
+            # the caller is told, on every answer, that the glass is broken and audited
+            response.raw_headers.append((b"x-break-glass", BREAK_GLASS_NOTICE))
         await response(scope, receive, send)

@@ -12,12 +12,12 @@ from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.consent.context import AccessContext
 from server.store.records import StoredResource
 
 #: ASGI scope keys
 NOTES = "carebridge.audit"
-CONTEXT = "carebridge.ctx"
+#: where ``server.api.context.access_context`` leaves the caller's context
+CONTEXT = "carebridge.access"
 
 #: (resource type, id, version id or None, row key or 0, deleted)
 Touched = tuple[str, str, int | None, int, bool]
@@ -74,10 +74,6 @@ def note_locations(request: Any, entries: Iterable[dict[str, Any]], subtype: str
             n.resources.append((parts[-4], parts[-3], int(parts[-1]), 0, False))
         elif len(parts) >= 2:
             n.resources.append((parts[-2], parts[-1], None, 0, False))
-
-
-def remember_context(scope: MutableMapping[str, Any], ctx: AccessContext) -> None:
-    scope[CONTEXT] = ctx
 
 
 # -- which interaction a request is ---------------------------------------------------------

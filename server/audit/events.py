@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from server.audit.capture import Touched
+from server.consent.callers import caller_of
 from server.consent.context import AccessContext
 
 # -- code systems -----------------------------------------------------------------------------
@@ -34,7 +35,6 @@ AUDIT_TAGS = "https://fhir.carebridge.example/CodeSystem/audit"
 
 #: the marker on every event of an access under break-glass: ``_tag=<system>|break-glass``
 BREAK_GLASS_TAG = {"system": AUDIT_TAGS, "code": "break-glass", "display": "Break-glass access"}
-BREAK_GLASS_PURPOSES = frozenset({"BTG", "ETREAT"})
 #: the custodian: the site every event is observed at
 SITE = "RT5"
 SOURCE_NAME = "carebridge FHIR server"
@@ -91,7 +91,9 @@ def instant(micros: int | None = None) -> str:
 
 
 def is_break_glass(ctx: AccessContext | None) -> bool:
-    return ctx is not None and (ctx.purpose_of_use or "").upper() in BREAK_GLASS_PURPOSES
+    """Whether the glass was broken: as the consent policy decides it (a clinician, purpose
+    BTG or ETREAT, a stated reason), so that the report lists exactly the accesses it opened."""
+    return ctx is not None and caller_of(ctx).break_glass
 
 
 @dataclass
@@ -213,8 +215,7 @@ def entities(access: Access) -> list[dict[str, Any]]:
         details = []
         if is_break_glass(access.ctx):
             assert access.ctx is not None
-            details.append({"type": "break-glass-reason",
-                            "valueString": access.ctx.break_glass_reason or "(no reason given)"})
+            details.append({"type": "break-glass-reason", "valueString": access.ctx.break_glass_reason or ""})
         if details:
             request["detail"] = details
         out.append(request)

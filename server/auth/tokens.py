@@ -44,6 +44,7 @@ class TokenService:
         organization: str | None = None,
         purpose_of_use: str | None = None,
         patient: str | None = None,
+        break_glass_reason: str | None = None,
     ) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
@@ -51,7 +52,8 @@ class TokenService:
             "scope": scope, "iat": now, "exp": now + lifetime, "jti": uuid.uuid4().hex,
         }
         for name, value in (("fhirUser", fhir_user), ("organization", organization),
-                            ("purpose_of_use", purpose_of_use), ("patient", patient)):
+                            ("purpose_of_use", purpose_of_use), ("patient", patient),
+                            ("break_glass_reason", break_glass_reason)):
             if value:
                 claims[name] = value
         return jwt.encode({"alg": "RS256", "typ": "JWT"}, claims, self.key)

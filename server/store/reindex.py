@@ -86,6 +86,8 @@ def reindex_params(
                 body = orjson.loads(r.content)
                 built = build_rows(body, registry, base_url)
                 for name, found in built.with_key(r.pk, body.get("id") if rtype == "Patient" else None).items():
+                    if name in ("consent_rule", "consent_term"):
+                        continue  # derived from the Consent itself, not from search parameters
                     if name == "compartment":
                         if full:
                             tables.setdefault(name, []).extend(found)

@@ -23,6 +23,7 @@ from server.consent.policy import AccessPolicy
 from server.definitions.search_parameters import SearchParameterRegistry
 from server.fhir.errors import Gone, NotFound
 from server.search.query import QueryParser, SearchQuery
+from server.store.hooks import WriteHooks, default_hooks
 from server.store.reader import RowReader
 from server.store.records import HistoryPage, SearchPage, StoredResource, WriteOutcome
 from server.store.unit import UnitOfWork, prepare
@@ -43,6 +44,7 @@ class Repository:
         base_url: str | None = None,
         default_page_size: int = 50,
         max_page_size: int = 1000,
+        hooks: WriteHooks | None = None,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -53,6 +55,8 @@ class Repository:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self.writer = RowWriter(engine.dialect)
         self.reader = RowReader(engine)
+        #: derivations written in the same transaction as their source (server/store/hooks.py)
+        self.hooks = hooks if hooks is not None else default_hooks()
 
     @contextmanager
     def unit(self, ctx: AccessContext, *, write: bool = True) -> Iterator[UnitOfWork]:

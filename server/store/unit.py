@@ -31,8 +31,10 @@ from sqlalchemy import (
     update,
 )
 
+from server.consent.callers import Caller
 from server.consent.context import AccessContext
 from server.consent.policy import Visibility
+from server.consent.predicate import ConsentPredicate
 from server.definitions.search_parameters import RESOURCE_TYPES
 from server.fhir.dates import DateFormatError, now_instant, parse_range
 from server.fhir.errors import (
@@ -84,6 +86,7 @@ def prepare(repo: Repository, res: Any, rtype: str | None = None) -> PreparedRes
     if actual not in RESOURCE_TYPES:
         raise NotFound(f"resource type {actual!r} is not served here")
     repo.validator.validate(res)
+    repo.hooks.check(res)
     return PreparedResource(actual, res, build_rows(res, repo.registry, repo.base_url))
 
 
@@ -123,6 +126,8 @@ class UnitOfWork:
         self.policy = repo.policy
         self.compiler = SqlCompiler(repo.base_url, self.visible)
         self._visibility_cache: dict[tuple[str, str], ColumnElement[bool] | None] = {}
+        self._consent_predicates: dict[Caller, ConsentPredicate] = {}
+        self._now: int | None = None
 
     # -- visibility ----------------------------------------------------------------------
     def visible(self, rtype: str, r: FromClause, interaction: str = "r") -> ColumnElement[bool]:
@@ -138,6 +143,8 @@ class UnitOfWork:
         preds: list[ColumnElement[bool]] = []
         if vis.patient is not None:
             preds.append(r.c.pk.in_(select(compartment.c.resource_pk).where(compartment.c.patient_id == vis.patient)))
+        if vis.consent is not None:
+            preds.append(self._consent(vis.consent).visible(r))
         alternatives = []
         for alt in vis.alternatives:
             if not alt:
@@ -149,6 +156,45 @@ class UnitOfWork:
         if alternatives:
             preds.append(or_(*alternatives))
         return and_(*preds) if preds else true()
+
+    def visible_any(self, types: list[str], r: FromClause) -> ColumnElement[bool]:
+        """The caller's visibility of rows of any of ``types`` (history, ``$everything``).
+
+        Types the policy treats alike share one predicate, so a query over every type
+        carries the consent decision once rather than once per type.
+        """
+        groups: dict[Visibility, list[str]] = {}
+        for t in types:
+            groups.setdefault(self.policy.visibility(self.ctx, t), []).append(t)
+        parts: list[ColumnElement[bool]] = []
+        for vis, members in groups.items():
+            if vis.nothing:
+                continue
+            if any(alt for alt in vis.alternatives):  # scope filters are parsed per type
+                parts += [and_(r.c.resource_type == t, self._compile_visibility(t, r, vis)) for t in members]
+                continue
+            of_type = r.c.resource_type == members[0] if len(members) == 1 else r.c.resource_type.in_(members)
+            parts.append(and_(of_type, self._compile_visibility(members[0], r, vis)))
+        return or_(*parts) if parts else false()
+
+    def _consent(self, caller: Caller) -> ConsentPredicate:
+        """The consent predicate for ``caller``, fixed at one instant for the whole unit."""
+        found = self._consent_predicates.get(caller)
+        if found is None:
+            if self._now is None:
+                self._now = now_instant()[1]
+            found = ConsentPredicate(self.conn, self.repo.registry, caller, self._now)
+            self._consent_predicates[caller] = found
+        return found
+
+    def _consent_allows_change(self, rtype: str, pk: int) -> bool:
+        """Whether the consent decision lets the caller see, and so change, the row ``pk``."""
+        caller = self.policy.consent_for_write(self.ctx)
+        if caller is None:
+            return True
+        r = resource.alias()
+        stmt = select(r.c.pk).where(r.c.pk == pk, self._consent(caller).visible(r))
+        return self.conn.execute(stmt).first() is not None
 
     def _check_writable(self, rtype: str, pk: int, interaction: str) -> None:
         if not self._writable(rtype, pk, interaction):
@@ -167,7 +213,10 @@ class UnitOfWork:
     def _require_existing_writable(self, rtype: str, id: str, row: Any, interaction: str) -> None:
         """An update or delete needs the current version inside the caller's grant for it
         (not their read grant: a write-only client may write). Outside it: 403 when the
-        caller can see the resource, 404 when they cannot, so nothing hidden is revealed."""
+        caller can see the resource, 404 when they cannot, so nothing hidden is revealed.
+        A resource the consent decision hides from the caller is not known to them."""
+        if not self._consent_allows_change(rtype, row.pk):
+            raise NotFound(f"{rtype}/{id} is not known")
         if self._writable(rtype, row.pk, interaction):
             return
         if self._current_row(rtype, id) is None:
@@ -260,7 +309,9 @@ class UnitOfWork:
         }]
         writer.insert_rows(self.conn, tables)
         self._check_writable(rtype, pk, "c" if prev is None else "u")
-        return StoredResource(rtype, id, version, micros, content, False, method, pk)
+        stored = StoredResource(rtype, id, version, micros, content, False, method, pk)
+        self.repo.hooks.written(self, stored, body, prev.content if prev is not None else None)
+        return stored
 
     def _lock(self, key: str) -> None:
         """Serialise conditional writes on the same condition (PostgreSQL; SQLite's writer lock
@@ -400,6 +451,7 @@ class UnitOfWork:
             "resource_pk": row.pk, "version_id": version, "resource_type": rtype, "id": id,
             "last_updated": micros, "method": "DELETE", "content": None, "author": self.ctx.author,
         }]})
+        self.repo.hooks.deleted(self, rtype, id, row.content)
         return StoredResource(rtype, id, version, micros, None, True, "DELETE", row.pk)
 
     def conditional_delete(self, rtype: str, query: list[tuple[str, str]]) -> int:
@@ -618,7 +670,7 @@ class UnitOfWork:
         where = and_(
             r.c.deleted == false(),
             r.c.pk.in_(select(compartment.c.resource_pk).where(compartment.c.patient_id == patient.id)),
-            or_(*(and_(r.c.resource_type == t, self.visible(t, r)) for t in readable)) if readable else false(),
+            self.visible_any(readable, r),
         )
         if since:
             try:
@@ -665,7 +717,7 @@ class UnitOfWork:
             where.append(v.resource_pk == row.pk)
         else:
             # versions of resources the caller may see now; deleted ones only with full access
-            where.append(or_(*(and_(v.resource_type == t, r.c.resource_type == t, self.visible(t, r)) for t in types)))
+            where.append(self.visible_any(types, r))
         try:
             if since:
                 where.append(v.last_updated >= parse_range(since)[0])

@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table, bindparam, delete, insert
 
-from server.store.schema import INDEX_TABLES, compartment, resource, resource_version
+from server.store.schema import INDEX_TABLES, compartment, consent_rule, consent_term, resource, resource_version
 
-_CLEARED = (*INDEX_TABLES.values(), compartment)
+_CLEARED = (*INDEX_TABLES.values(), compartment, consent_rule, consent_term)
 
 
 class _Statement:
@@ -34,8 +34,7 @@ class _Statement:
 class RowWriter:
     def __init__(self, dialect: Dialect) -> None:
         self.positional = dialect.paramstyle in ("qmark", "numeric", "format")
-        self._insert = {t.name: self._compile_insert(t, dialect) for t in (*INDEX_TABLES.values(), compartment,
-                                                                           resource_version)}
+        self._insert = {t.name: self._compile_insert(t, dialect) for t in (*_CLEARED, resource_version)}
         cols = [c.name for c in resource.columns if c.name != "pk"]
         stmt = insert(resource).values({c: None for c in cols}).returning(resource.c.pk)
         compiled = stmt.compile(dialect=dialect)

@@ -141,3 +141,16 @@ def test_request_id_entity_is_searchable(audited):
     ev = audited.event_for(request_id)
     assert any(e.get("what", {}).get("identifier") == {"system": REQUEST_ID, "value": request_id}
                for e in ev["entity"])
+
+
+def test_break_glass_purpose_without_a_reason_is_not_marked(audited):
+    """No reason, no broken glass (the consent policy decides as for any clinician), so the
+    privacy officer's report is not filled with ordinary accesses."""
+    pid = audited.create(uk.service_user(1))["id"]
+    request_id = rid()
+    no_reason = audited.as_(audited.mint("system/*.rs", fhirUser="Practitioner/dr-osei", organization="RT5",
+                                         purpose_of_use="BTG"))
+    assert no_reason.get(f"Patient/{pid}", headers={"X-Request-Id": request_id}).status_code == 200
+    ev = audited.event_for(request_id)
+    assert "tag" not in ev["meta"] and ev["purposeOfEvent"][0]["coding"][0]["code"] == "BTG"
+    assert audited.events(_tag=f"{BREAK_GLASS_TAG['system']}|break-glass") == []

@@ -201,17 +201,24 @@ def test_auditors_search_by_date_patient_agent_type_subtype_outcome_and_request_
     assert ids("purpose=TREAT") >= {"create", "read"}
 
 
-def test_only_callers_whose_token_names_audit_event_read_the_trail(audited):
+def test_only_auditors_see_the_trail(audited):
     audited.get("Patient")
     audited.settle()
-    clinician = audited.as_(audited.mint("system/*.cruds"))
-    assert clinician.get("AuditEvent").status_code == 403
-    auditor = audited.as_(audited.mint("system/AuditEvent.rs"))
+    auditor = audited.as_(audited.mint("system/AuditEvent.rs", fhirUser="Practitioner/ig-1", organization="RT5"))
     r = auditor.get("AuditEvent")
     assert r.status_code == 200 and r.json()["total"] >= 1
     event_id = r.json()["entry"][0]["resource"]["id"]
     assert auditor.get(f"AuditEvent/{event_id}").json()["id"] == event_id
-    assert clinician.get(f"AuditEvent/{event_id}").status_code == 403
+    others = {
+        "custodian clinician, * scope": audited.mint("system/*.rs", fhirUser="Practitioner/c", organization="RT5"),
+        "GP practice naming AuditEvent": audited.mint("system/AuditEvent.rs", fhirUser="Practitioner/gp",
+                                                      organization="C82001"),
+    }
+    for who, token in others.items():
+        other = audited.as_(token)
+        found = other.get("AuditEvent")
+        assert found.status_code == 200 and found.json()["total"] == 0, who
+        assert other.get(f"AuditEvent/{event_id}").status_code == 404, who
     assert auditor.post("AuditEvent", {"resourceType": "AuditEvent"}).status_code == 405
 
 
@@ -234,10 +241,11 @@ def test_who_looked_at_this_patient(audited):
 
     pid = audited.create(uk.service_user(1))["id"]
     other = audited.create(uk.service_user(2))["id"]
-    audited.as_(audited.mint("system/*.rs", client="gp-view", fhirUser="Practitioner/gp-1")).get(f"Patient/{pid}")
+    viewer = audited.mint("system/*.rs", client="crisis-team", fhirUser="Practitioner/cr-1", organization="RT5")
+    audited.as_(viewer).get(f"Patient/{pid}")
     audited.get(f"Patient/{other}")
     audited.settle()
     seen = patient_accesses(audited.trail.store, pid)
     assert [(e["subtype"][0]["code"], e["agent"][0]["who"].get("reference")) for e in seen] == [
-        ("read", "Practitioner/gp-1"), ("create", "Practitioner/dr-khan")]
+        ("read", "Practitioner/cr-1"), ("create", "Practitioner/dr-khan")]
     assert patient_accesses(audited.trail.store, pid, count=1)[0]["subtype"][0]["code"] == "read"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from server.consent.rules import consent_rows
 from server.definitions.compartment import patient_compartment_params
 from server.definitions.search_parameters import SearchParameterRegistry
 from server.store.indexing import values
+
+if TYPE_CHECKING:
+    from server.consent.rules import ConsentRows
 
 
 @dataclass
@@ -21,6 +25,8 @@ class IndexRows:
     reference: list[dict[str, Any]] = field(default_factory=list)
     uri: list[dict[str, Any]] = field(default_factory=list)
     patients: set[str] = field(default_factory=set)
+    #: an enforced privacy Consent's rules (see server/consent/rules.py)
+    consent: ConsentRows | None = None
 
     def tables(self) -> dict[str, list[dict[str, Any]]]:
         return {
@@ -40,6 +46,9 @@ class IndexRows:
             patients.add(own_patient_id)
         if patients:
             out["compartment"] = [{"resource_pk": pk, "patient_id": p} for p in sorted(patients)]
+        if self.consent is not None and self.consent.rules:
+            out["consent_rule"] = [dict(row, resource_pk=pk) for row in self.consent.rules]
+            out["consent_term"] = [dict(row, resource_pk=pk) for row in self.consent.terms]
         return out
 
 
@@ -48,6 +57,8 @@ def build_rows(
 ) -> IndexRows:
     rtype = resource["resourceType"]
     rows = IndexRows()
+    if rtype == "Consent":
+        rows.consent = consent_rows(resource)
     compartment_codes = set(patient_compartment_params().get(rtype, ()))
     for param in registry.indexed_for(rtype):
         found = param.extract(resource)

@@ -1,0 +1,249 @@
+"""The consent decision as a SQL predicate on a resource row.
+
+The repository adds this predicate to every query it runs for the caller (searches,
+counts, includes, chains, ``_has``, history, ``$everything``, conditional matches, reads),
+so a resource the caller may not see is never selected, counted or paged: there is no
+filtering after the fact to get wrong.
+
+For a resource ``r`` in the compartment of patients P1..Pn, ``r`` is visible when it is
+allowed for every Pi (a resource in no patient's compartment, such as an Organization,
+is directory data and is visible). For one patient P:
+
+    allowed = (custodial(r) and direct care and not denied-by-name)
+              or (permitted by a Consent of P and not denied by a Consent of P)
+
+A Consent permits (or denies) when a permit (deny) provision applies to this caller and
+resource and no provision nested under it applies: the deepest applying provision decides,
+as R4 specifies. Across provisions and Consents a deny wins. The custodian's direct-care
+access is limited only by denials that name actors: a base "deny" (nothing is shared
+unless I say so) is about sharing beyond the organisation that holds the record.
+Deleted resources are visible only to callers that see everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    and_,
+    exists,
+    false,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    tuple_,
+)
+
+from server.consent.callers import (
+    CUSTODIAN_TAG_SYSTEM,
+    DEFAULT_CUSTODIAN,
+    NOT_FOR_PATIENT_LABELS,
+    Caller,
+)
+from server.definitions.search_parameters import SearchParameterRegistry
+from server.store.schema import (
+    compartment,
+    consent_rule,
+    consent_term,
+    reference_index,
+    resource,
+    token_index,
+    uri_index,
+)
+
+ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
+
+
+class ConsentPredicate:
+    """Compiles the decision for one caller, inside one unit of work (one point in time)."""
+
+    def __init__(self, conn: Connection, registry: SearchParameterRegistry, caller: Caller, now: int) -> None:
+        self.conn = conn
+        self.registry = registry
+        self.caller = caller
+        self.now = now
+        self._actor_keys: list[str] | None = None
+
+    # -- who the caller is, as consent actors -------------------------------------------------
+    def actor_keys(self) -> list[str]:
+        """Every key under which a Consent's actor may name this caller.
+
+        Looked up once per unit of work, so a new CareTeam membership or Organization
+        counts from the next request on.
+        """
+        if self._actor_keys is not None:
+            return self._actor_keys
+        keys: set[str] = set()
+        user = self.caller.user
+        if user:
+            keys.add(user)
+        if self.caller.kind == "staff" or self.caller.kind == "break_glass":
+            people = [user] if user else []
+            if user and user.startswith("Practitioner/"):
+                people += [f"PractitionerRole/{i}" for i in self._referring("PractitionerRole", "practitioner", user)]
+            keys.update(people)
+            for person in people:
+                keys.update(f"CareTeam/{i}" for i in self._referring("CareTeam", "participant", person))
+            org = self.caller.organization
+            if org:
+                keys.add(f"identifier|{ODS_SYSTEM}|{org}")
+                orgs = [f"Organization/{i}" for i in self._by_identifier("Organization", ODS_SYSTEM, org)]
+                keys.update(orgs)
+                for o in orgs:
+                    keys.update(f"CareTeam/{i}" for i in self._referring("CareTeam", "participant", o))
+        self._actor_keys = sorted(keys)
+        return self._actor_keys
+
+    def _referring(self, rtype: str, code: str, target: str) -> list[str]:
+        param = self.registry.get(rtype, code)
+        if param is None:
+            return []
+        ttype, _, tid = target.partition("/")
+        ri = reference_index
+        rows = self.conn.execute(
+            select(resource.c.id).select_from(resource.join(ri, ri.c.resource_pk == resource.c.pk))
+            .where(ri.c.param_id == param.param_id, ri.c.target_id == tid, ri.c.target_type == ttype,
+                   resource.c.deleted == false())
+            .limit(1000)
+        )
+        return [row.id for row in rows]
+
+    def _by_identifier(self, rtype: str, system: str, value: str) -> list[str]:
+        param = self.registry.get(rtype, "identifier")
+        if param is None:
+            return []
+        ti = token_index
+        rows = self.conn.execute(
+            select(resource.c.id).select_from(resource.join(ti, ti.c.resource_pk == resource.c.pk))
+            .where(ti.c.param_id == param.param_id, ti.c.code == value, ti.c.system == system,
+                   resource.c.deleted == false())
+            .limit(100)
+        )
+        return [row.id for row in rows]
+
+    # -- the predicate ------------------------------------------------------------------------
+    def visible(self, r: FromClause) -> ColumnElement[bool]:
+        """The predicate on the resource alias ``r``, for rows of any type.
+
+        It names the row's type through ``r.resource_type`` rather than a literal, so
+        that a query over many types (history, ``$everything``) carries it once.
+        """
+        caller = self.caller
+        preds: list[ColumnElement[bool]] = [r.c.deleted == false()]
+        if caller.patient_facing:
+            preds.append(not_(self._labelled(r, NOT_FOR_PATIENT_LABELS)))
+        if caller.kind != "service_user":
+            c = compartment.alias("consent_c")
+            preds.append(not_(exists(
+                select(literal(1)).where(c.c.resource_pk == r.c.pk, not_(self._allowed(r, c.c.patient_id)))
+                .correlate_except(c)
+            )))
+        return and_(*preds)
+
+    def _param_ids(self, code: str) -> list[int]:
+        """The ids of a common search parameter (``_tag``, ``_security``) over every type."""
+        found = (self.registry.get(t, code) for t in self.registry.resource_types)
+        return sorted({p.param_id for p in found if p is not None and p.indexed})
+
+    def _allowed(self, r: FromClause, patient: Any) -> ColumnElement[bool]:
+        shared = and_(self._decides(r, patient, permit=True),
+                      not_(self._decides(r, patient, permit=False)))
+        if not self.caller.direct_care or not self.caller.organization:
+            return shared
+        own = and_(self._custodial(r),
+                   not_(self._decides(r, patient, permit=False, named_only=True)))
+        return or_(own, shared)
+
+    def _custodial(self, r: FromClause) -> ColumnElement[bool]:
+        """Whether the caller's organisation holds the record."""
+        org = self.caller.organization
+        t = token_index.alias("custodian_t")
+        tagged = select(literal(1)).where(
+            t.c.resource_pk == r.c.pk, t.c.param_id.in_(self._param_ids("_tag")), t.c.system == CUSTODIAN_TAG_SYSTEM,
+        ).correlate_except(t)
+        if org == DEFAULT_CUSTODIAN:
+            return not_(exists(tagged.where(t.c.code != org)))
+        return exists(tagged.where(t.c.code == org))
+
+    def _labelled(self, r: FromClause, labels: tuple[tuple[str, str], ...]) -> ColumnElement[bool]:
+        t = token_index.alias("label_t")
+        return exists(select(literal(1)).where(
+            t.c.resource_pk == r.c.pk, t.c.param_id.in_(self._param_ids("_security")),
+            tuple_(t.c.system, t.c.code).in_(labels),
+        ).correlate_except(t))
+
+    def _decides(
+        self, r: FromClause, patient: Any, *, permit: bool, named_only: bool = False
+    ) -> ColumnElement[bool]:
+        """Some provision of the patient's Consents of this type applies, and none under it does."""
+        n = consent_rule.alias("rule_n")
+        m = consent_rule.alias("rule_m")
+        deeper = select(literal(1)).where(
+            m.c.resource_pk == n.c.resource_pk, m.c.node > n.c.node, m.c.node <= n.c.last,
+            self._applies(r, m),
+        ).correlate_except(m)
+        conditions = [n.c.patient_id == patient, n.c.permit == (true() if permit else false()),
+                      self._applies(r, n), not_(exists(deeper))]
+        if named_only:
+            conditions.append(n.c.by_actor == true())
+        return exists(select(literal(1)).where(*conditions).correlate_except(n))
+
+    def _term(
+        self, r: FromClause, rule: FromClause, kind: str, match: Callable[[FromClause], ColumnElement[bool]]
+    ) -> ColumnElement[bool]:
+        t = consent_term.alias(f"term_{kind}")
+        return exists(select(literal(1)).where(
+            t.c.resource_pk == rule.c.resource_pk, t.c.node == rule.c.node, t.c.kind == kind, match(t),
+        ).correlate_except(t))
+
+    def _applies(self, r: FromClause, rule: FromClause) -> ColumnElement[bool]:
+        c = rule.c
+        now = self.now
+        preds = [
+            or_(c.period_low.is_(None), c.period_low <= now),
+            or_(c.period_high.is_(None), c.period_high >= now),
+            or_(c.by_actor == false(), self._term(r, rule, "actor", lambda t: t.c.value.in_(self.actor_keys()))),
+            or_(c.by_purpose == false(), self._term(r, rule, "purpose", lambda t: t.c.value == self.caller.purpose)),
+            or_(c.by_class == false(), self._term(r, rule, "class", lambda t: self._class_match(r, t))),
+            or_(c.by_label == false(), self._term(r, rule, "label", lambda t: self._label_match(r, t))),
+            or_(c.by_data == false(), self._term(r, rule, "data", lambda t: self._data_match(r, t))),
+        ]
+        return and_(*preds)
+
+    def _class_match(self, r: FromClause, t: FromClause) -> ColumnElement[bool]:
+        u = uri_index.alias("class_u")
+        return or_(t.c.value == r.c.resource_type, t.c.value.in_(
+            select(u.c.value).where(u.c.resource_pk == r.c.pk, u.c.param_id.in_(self._param_ids("_profile")))
+            .correlate_except(u)
+        ))
+
+    def _label_match(self, r: FromClause, t: FromClause) -> ColumnElement[bool]:
+        s = token_index.alias("label_s")
+        return t.c.value.in_(
+            select(s.c.system.concat("|").concat(s.c.code))
+            .where(s.c.resource_pk == r.c.pk, s.c.param_id.in_(self._param_ids("_security"))).correlate_except(s)
+        )
+
+    def _data_match(self, r: FromClause, t: FromClause) -> ColumnElement[bool]:
+        ri = reference_index.alias("data_ri")
+        d = resource.alias("data_d")
+        return or_(
+            # meaning instance: this resource itself
+            t.c.value == literal("instance|").concat(r.c.resource_type).concat("/").concat(r.c.id),
+            # meaning dependents: resources that refer to the named one
+            t.c.value.in_(
+                select(literal("dependents|").concat(ri.c.target_type).concat("/").concat(ri.c.target_id))
+                .where(ri.c.resource_pk == r.c.pk, ri.c.target_id.is_not(None)).correlate_except(ri)
+            ),
+            # meaning related: resources the named one refers to
+            exists(select(literal(1)).select_from(ri.join(d, d.c.pk == ri.c.resource_pk)).where(
+                ri.c.target_type == r.c.resource_type, ri.c.target_id == r.c.id,
+                t.c.value == literal("related|").concat(d.c.resource_type).concat("/").concat(d.c.id),
+            ).correlate_except(ri, d)),
+        )
