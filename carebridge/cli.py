@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     store_flag(p)
     p.set_defaults(handler=cmd_reindex)
 
+    from server.auth.cli import register as register_client_commands
+
+    register_client_commands(sub)
     for register in _adapter_commands():
         register(sub)
     from server.audit.cli import register as register_audit

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from carebridge.config import Settings
-from server.api import conformance, package_pages, transaction
+from server.api import conformance, oauth, package_pages, transaction
 from server.api import dialog as dialog_api
 from server.api import interactions as rest
 from server.api.capability import capability_statement, smart_configuration
@@ -29,6 +29,7 @@ from server.api.paging import PageSigner
 from server.api.routing import FhirRouter
 from server.audit import api as audit_api
 from server.audit.trail import AuditMiddleware, trail_for
+from server.auth.clients import ClientRegistry
 from server.auth.keys import link_secret
 from server.auth.tokens import TokenService
 from server.definitions.package import CONFORMANCE_TYPES
@@ -56,7 +57,7 @@ async def smart_config(request: Request) -> Response:
 
 
 def _token_url(api: ApiState) -> str:
-    return api.base.removesuffix("/fhir") + "/auth/token"
+    return api.token_url
 
 
 def _conformance_routes() -> list[tuple[str, str, Any]]:
@@ -76,6 +77,11 @@ def _conformance_routes() -> list[tuple[str, str, Any]]:
 PAGE_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/profiles", package_pages.index),
     ("GET", "/profiles/{page}", package_pages.resource_page),
+]
+
+#: OAuth endpoints, also on FastAPI's router (they answer OAuth JSON, not FHIR)
+AUTH_ROUTES: list[tuple[str, str, Any]] = [
+    ("POST", "/auth/token", oauth.token),
 ]
 
 ROUTES: list[tuple[str, str, Any]] = [
@@ -113,15 +119,19 @@ def build_state(settings: Settings) -> ApiState:
         default_page_size=settings.default_page_size, max_page_size=settings.max_page_size,
     )
     sqlite = engine.dialect.name == "sqlite"
+    clients = ClientRegistry(engine)
     api = ApiState(
         settings=settings,
         repository=repository,
-        tokens=TokenService(settings.var_dir),
+        tokens=TokenService(settings.var_dir, client_disabled=clients.is_disabled),
+        clients=clients,
         pages=PageSigner(link_secret(settings.var_dir)),
         inline_store=sqlite,
         writes=GroupCommitter(repository) if sqlite else None,
     )
     api.audit = trail_for(settings, repository)
+    if api.audit is not None:
+        api.on_token_event = api.audit.token_event
     return api
 
 
@@ -157,7 +167,7 @@ def create_app(settings: Settings, api_state: ApiState | None = None) -> FastAPI
     )
     app.state.api = api
     app.fhir = FhirRouter(ROUTES) if api.audit is None else AuditMiddleware(FhirRouter(ROUTES), api.audit)
-    for method, path, handler in PAGE_ROUTES:
+    for method, path, handler in [*PAGE_ROUTES, *AUTH_ROUTES]:
         app.add_api_route(path, handler, methods=[method], include_in_schema=False)
 
     @app.exception_handler(FhirError)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from anyio import to_thread
 from starlette.requests import Request
 
 from carebridge.config import Settings
 from server.api.paging import PageSigner
+from server.auth.clients import ClientRegistry
 from server.auth.tokens import TokenService
 from server.consent.context import AccessContext
 from server.fhir.errors import Unauthorized
@@ -24,6 +25,22 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+class TokenEventHook(Protocol):
+    """Told of every ``/auth/token`` answer: ``outcome`` is ``"issued"`` or the OAuth error
+    code, ``reason`` why it was refused (None when issued), ``grant`` the issued token's
+    :class:`~server.auth.backend_services.Grant`. ``client_id`` is the id the request
+    claimed, unverified when the refusal came before the signature was checked. Nothing
+    passed here is secret: no assertion and no access token."""
+
+    def __call__(self, client_id: str | None, outcome: str, reason: str | None, request: Request, *,
+                 grant: Any = None) -> None: ...
+
+
+def no_token_event(client_id: str | None, outcome: str, reason: str | None, request: Request, *,
+                   grant: Any = None) -> None:
+    """The default :class:`TokenEventHook`: nothing."""
+
+
 @dataclass
 class ApiState:
     settings: Settings
@@ -34,12 +51,21 @@ class ApiState:
     inline_store: bool = True
     #: batches concurrent single-resource writes into one commit (SQLite)
     writes: GroupCommitter | None = None
+    #: registered SMART Backend Services clients (``/auth/token``)
+    clients: ClientRegistry | None = None
+    #: called on every token issue and refusal (the audit trail hooks in here)
+    on_token_event: TokenEventHook = no_token_event
     #: the audit trail (None: audit off)
     audit: AuditTrail | None = None
 
     @property
     def base(self) -> str:
         return self.settings.fhir_base_url
+
+    @property
+    def token_url(self) -> str:
+        """The token endpoint's URL: the ``aud`` every client assertion must name."""
+        return self.base.removesuffix("/fhir") + "/auth/token"
 
     async def write(self, ctx: AccessContext, fn: Callable[[UnitOfWork], T]) -> T:
         """Run one write in a transaction of its own, or in a savepoint of a group commit."""

@@ -254,11 +254,13 @@ def rest_event(access: Access, base_url: str | None = None) -> dict[str, Any]:
 
 
 def token_event(
-    client_id: str | None, outcome: str, reason: str | None, address: str | None,
-    request_id: str | None, base_url: str | None = None,
+    ctx: AccessContext | None, outcome: str, reason: str | None, address: str | None,
+    request_id: str | None, base_url: str | None = None, scope: str | None = None,
 ) -> dict[str, Any]:
-    """The AuditEvent of a request to the token endpoint (issued or refused)."""
-    ctx = AccessContext(client_id=client_id, scopes=()) if client_id else None
+    """The AuditEvent of a request to the token endpoint (issued or refused). ``ctx`` holds
+    what is known of the caller: the client id it claimed and, for an issued token, its
+    organisation, user and purpose."""
+    issued = f"access token issued{f' (scope {scope})' if scope else ''}"
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "type": AUTH_TYPE,
@@ -266,10 +268,13 @@ def token_event(
         "action": "E",
         "recorded": instant(),
         "outcome": outcome,
-        "outcomeDesc": reason or ("access token issued" if outcome == "0" else OUTCOME_TEXT[outcome]),
-        "agent": agents(ctx, address, False),
-        "source": source(base_url),
+        "outcomeDesc": reason or (issued if outcome == "0" else OUTCOME_TEXT[outcome]),
     }
+    purposes = purpose_of_event(ctx) if outcome == "0" else []
+    if purposes:
+        event["purposeOfEvent"] = purposes
+    event["agent"] = agents(ctx, address, False)
+    event["source"] = source(base_url)
     if request_id:
         event["entity"] = [_entity("request", what={"identifier": {"system": REQUEST_ID, "value": request_id}})]
     return event

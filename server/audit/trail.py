@@ -45,7 +45,7 @@ log = logging.getLogger("carebridge.audit")
 
 #: the writer's own access: it only ever creates AuditEvents
 WRITER = AccessContext.system("carebridge-audit", "system/AuditEvent.c")
-_TOKEN_OUTCOMES = {"success": "0", "issued": "0", "granted": "0", "ok": "0"}
+_TOKEN_OUTCOMES = frozenset({"issued", "success", "granted", "ok"})
 
 
 class AuditUnavailable(Exception):
@@ -125,9 +125,11 @@ class AuditTrail:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._room.wait(), left)
 
-    def token_event(self, client_id: str | None, outcome: Any, reason: str | None, request: Any) -> None:
-        """For the token endpoint: a token issued (``outcome`` "success", 0 or True) or refused
-        (anything else: an OAuth error code such as "invalid_client", or 4/8/12)."""
+    def token_event(self, client_id: str | None, outcome: Any, reason: str | None, request: Any, *,
+                    grant: Any = None) -> None:
+        """``ApiState.on_token_event``: a token issued (``outcome`` "issued", "success", 0 or
+        True; ``grant`` what it carries) or refused (anything else: the OAuth error code such
+        as "invalid_client", or 4/8/12; ``reason`` why)."""
         if outcome is True or (isinstance(outcome, str) and outcome.lower() in _TOKEN_OUTCOMES):
             code = "0"
         elif isinstance(outcome, int) and not isinstance(outcome, bool) and str(outcome) in ("0", "4", "8", "12"):
@@ -140,10 +142,19 @@ class AuditTrail:
                 reason = outcome
         scope = getattr(request, "scope", None) or {}
         client = scope.get("client")
-        rid = _header(scope, b"x-request-id")
-        event = build_token_event(client_id, code, reason, client[0] if client else None, rid, self.base_url)
-        self.record(Access(recorded=event["recorded"], subtype="login", action="E", status=200 if code == "0"
-                           else 401, ctx=None, built=event))
+        ctx = None
+        if grant is not None:
+            ctx = AccessContext(
+                client_id=client_id or grant.client.client_id, scopes=(), organization=grant.client.organization,
+                fhir_user=grant.fhir_user, purpose_of_use=grant.purpose_of_use,
+                break_glass_reason=grant.break_glass_reason,
+            )
+        elif client_id:
+            ctx = AccessContext(client_id=client_id, scopes=())
+        event = build_token_event(ctx, code, reason, client[0] if client else None, _header(scope, b"x-request-id"),
+                                  self.base_url, scope=getattr(grant, "scope", None))
+        self.record(Access(recorded=event["recorded"], subtype="login", action="E",
+                           status=200 if code == "0" else 401, ctx=None, built=event))
 
     # -- the writer --------------------------------------------------------------------------
     def _ensure_writer(self) -> None:

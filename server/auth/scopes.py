@@ -59,3 +59,17 @@ def parse_scopes(text: str) -> tuple[Scope, ...]:
         if scope is not None:
             out.append(scope)
     return tuple(out)
+
+
+def within(requested: Scope, allowed: Scope) -> bool:
+    """Whether ``requested`` grants nothing that ``allowed`` does not.
+
+    Same context, the same type (or ``allowed`` names every type), no permission letter
+    beyond ``allowed``'s, and every filter of ``allowed`` also narrows ``requested``.
+    """
+    return (
+        requested.context == allowed.context
+        and allowed.resource_type in ("*", requested.resource_type)
+        and requested.permissions <= allowed.permissions
+        and set(allowed.filters) <= set(requested.filters)
+    )

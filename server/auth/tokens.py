@@ -5,12 +5,19 @@ A token names the client, its organisation (ODS code), the user it acts for
 turns those claims into the :class:`AccessContext` the repository works with. Verified
 tokens are remembered until they expire, so a busy client pays for the signature check
 once, not per request.
+
+When the service is given ``client_disabled`` (the client registry's cached status check),
+every verification, cached or not, also refuses a token whose client has since been
+disabled. Tokens naming a client that was never registered (the development tokens of
+``carebridge token``) are not refused by it.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +36,11 @@ _CACHE_LIMIT = 10_000
 
 
 class TokenService:
-    def __init__(self, var_dir: Path, audience: str = AUDIENCE) -> None:
+    def __init__(self, var_dir: Path, audience: str = AUDIENCE,
+                 client_disabled: Callable[[str], bool] | None = None) -> None:
         self.key: RSAKey = signing_key(var_dir)
         self.audience = audience
+        self.client_disabled = client_disabled
         self._verified: dict[str, tuple[float, AccessContext]] = {}
 
     def issue(
@@ -70,9 +79,9 @@ class TokenService:
                 if len(self._verified) >= _CACHE_LIMIT:
                     self._verified.clear()
             self._verified[token] = (exp, ctx)
+        if self.client_disabled is not None and self.client_disabled(ctx.client_id):
+            raise Unauthorized("the bearer token's client has been disabled")
         if request_id is not None:
-            from dataclasses import replace
-
             ctx = replace(ctx, request_id=request_id)
         return ctx
 

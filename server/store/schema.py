@@ -23,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -189,6 +190,39 @@ consent_term = Table(
 )
 Index("ix_consent_term_rule", consent_term.c.resource_pk, consent_term.c.node, consent_term.c.kind,
       consent_term.c.value)
+
+#: Clients registered for SMART Backend Services (server/auth/clients.py). The list
+#: columns hold JSON arrays; ``jwks`` holds the client's public JSON Web Key Set.
+auth_client = Table(
+    "auth_client",
+    metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("name", String(256), nullable=False),
+    #: active or disabled
+    Column("status", String(16), nullable=False),
+    Column("jwks", Text, nullable=True),
+    Column("jwks_uri", String(1024), nullable=True),
+    #: ODS code of the organisation the client acts for
+    Column("organization", String(16), nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("purposes", Text, nullable=False),
+    Column("may_assert", Text, nullable=False),
+    #: microseconds since the epoch (UTC)
+    Column("created", BigInteger, nullable=False),
+    Column("updated", BigInteger, nullable=False),
+)
+
+#: ``jti`` values of client assertions already used, kept until the assertion expires so
+#: that a replay is refused by every worker.
+auth_assertion_jti = Table(
+    "auth_assertion_jti",
+    metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("jti", String(256), primary_key=True),
+    #: seconds since the epoch after which the row may be pruned
+    Column("expires_at", BigInteger, nullable=False),
+)
+Index("ix_auth_assertion_jti_expires", auth_assertion_jti.c.expires_at)
 
 #: What the index was built from, so that a changed SearchParameter is noticed and reindexed.
 search_param_state = Table(

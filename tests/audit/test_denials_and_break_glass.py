@@ -154,3 +154,29 @@ def test_break_glass_purpose_without_a_reason_is_not_marked(audited):
     ev = audited.event_for(request_id)
     assert "tag" not in ev["meta"] and ev["purposeOfEvent"][0]["coding"][0]["code"] == "BTG"
     assert audited.events(_tag=f"{BREAK_GLASS_TAG['system']}|break-glass") == []
+
+
+def test_the_token_endpoint_audits_every_issue_and_refusal(audited):
+    """Through real HTTP: a token issued to a registered client, then the same assertion
+    replayed and refused."""
+    from joserfc.jwk import ECKey, RSAKey
+
+    from tests.auth.conftest import TOKEN_URL, gp_client, sign, token_form
+
+    key = RSAKey.generate_key(2048, parameters={"kid": "audit-rsa"}, private=True)
+    ec = ECKey.generate_key("P-384", parameters={"kid": "audit-ec"}, private=True)
+    audited.app.state.api.clients.save(gp_client(key, ec, client_id="gp-audited", organization="C82040"))
+    assertion = sign(key, "RS384", client_id="gp-audited")
+    issued, refused = rid(), rid()
+    r = audited.client.post(TOKEN_URL, data=token_form(assertion), headers={"X-Request-Id": issued})
+    assert r.status_code == 200, r.text
+    r = audited.client.post(TOKEN_URL, data=token_form(assertion), headers={"X-Request-Id": refused})
+    assert r.status_code in (400, 401)
+    ok, replay = audited.event_for(issued), audited.event_for(refused)
+    assert (ok["type"]["code"], ok["outcome"]) == ("110114", "0")
+    assert ok["outcomeDesc"] == "access token issued (scope system/*.rs)"
+    client, org = ok["agent"]
+    assert client["who"]["identifier"] == {"system": CLIENT_ID, "value": "gp-audited"}
+    assert org["who"]["identifier"]["value"] == "C82040"
+    assert replay["outcome"] == "4" and replay["outcomeDesc"].startswith(r.json()["error"])
+    assert replay["agent"][0]["who"]["identifier"]["value"] == "gp-audited"
