@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for register in _adapter_commands():
         register(sub)
+    from server.audit.cli import register as register_audit
+
+    register_audit(sub)
     return parser
 
 

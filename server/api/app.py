@@ -27,6 +27,8 @@ from server.api.context import ApiState, state
 from server.api.http import check_accept, error_response, fhir_response
 from server.api.paging import PageSigner
 from server.api.routing import FhirRouter
+from server.audit import api as audit_api
+from server.audit.trail import AuditMiddleware, trail_for
 from server.auth.clients import ClientRegistry
 from server.auth.keys import link_secret
 from server.auth.tokens import TokenService
@@ -93,6 +95,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/fhir/_history", rest.history),
     ("GET", "/fhir/Patient/{id}/$everything", rest.everything),
     ("GET", "/fhir/Patient/{id}/$dialog-trend", dialog_api.trend),
+    *audit_api.ROUTES,
     ("GET", "/fhir/{type}/_history", rest.history),
     ("POST", "/fhir/{type}/_search", rest.search_type),
     ("GET", "/fhir/{type}/{id}/_history/{vid}", rest.vread),
@@ -119,7 +122,7 @@ def build_state(settings: Settings) -> ApiState:
     )
     sqlite = engine.dialect.name == "sqlite"
     clients = ClientRegistry(engine)
-    return ApiState(
+    api = ApiState(
         settings=settings,
         repository=repository,
         tokens=TokenService(settings.var_dir, client_disabled=clients.is_disabled),
@@ -128,12 +131,16 @@ def build_state(settings: Settings) -> ApiState:
         inline_store=sqlite,
         writes=GroupCommitter(repository) if sqlite else None,
     )
+    api.audit = trail_for(settings, repository)
+    if api.audit is not None:
+        api.on_token_event = api.audit.token_event
+    return api
 
 
 class CarebridgeApp(FastAPI):
     """FastAPI for the service's own endpoints; ``/fhir`` goes straight to the FHIR router."""
 
-    fhir: FhirRouter
+    fhir: Any  # the FhirRouter, wrapped by the audit trail
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -150,14 +157,18 @@ def create_app(settings: Settings, api_state: ApiState | None = None) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if api.audit is not None:
+            await api.audit.start()
         yield
+        if api.audit is not None:
+            await api.audit.close()  # drains the queue: nothing recorded is lost on a clean stop
         api.repository.engine.dispose()
 
     app = CarebridgeApp(
         title="carebridge", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan,
     )
     app.state.api = api
-    app.fhir = FhirRouter(ROUTES)
+    app.fhir = FhirRouter(ROUTES) if api.audit is None else AuditMiddleware(FhirRouter(ROUTES), api.audit)
     for method, path, handler in [*PAGE_ROUTES, *AUTH_ROUTES]:
         app.add_api_route(path, handler, methods=[method], include_in_schema=False)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from anyio import to_thread
 from starlette.requests import Request
@@ -18,6 +18,9 @@ from server.fhir.errors import Unauthorized
 from server.store.group_commit import GroupCommitter
 from server.store.repository import Repository
 from server.store.unit import UnitOfWork
+
+if TYPE_CHECKING:
+    from server.audit.trail import AuditTrail
 
 T = TypeVar("T")
 
@@ -52,6 +55,8 @@ class ApiState:
     clients: ClientRegistry | None = None
     #: called on every token issue and refusal (the audit trail hooks in here)
     on_token_event: TokenEventHook = no_token_event
+    #: the audit trail (None: audit off)
+    audit: AuditTrail | None = None
 
     @property
     def base(self) -> str:

@@ -18,9 +18,11 @@ from server.api.http import (
     version_headers,
     write_response,
 )
+from server.audit.capture import note
 from server.definitions.search_parameters import RESOURCE_TYPES
 from server.fhir.errors import BadRequest, MethodNotAllowed, NotFound, Unprocessable, information
 from server.search.query import encode_pairs, params_from_pairs
+from server.store.repository import Repository
 from server.store.unit import prepare
 
 #: fixed paths of the base that the ``{type}`` routes also match (with other methods)
@@ -53,6 +55,7 @@ async def read(request: Request) -> Response:
     rtype, id = resource_type(request.path_params["type"]), request.path_params["id"]
     _check_id(rtype, id)
     stored = await api.call(api.repository.read, ctx, rtype, id)
+    note(request, (stored,))
     if_none_match = request.headers.get("if-none-match")
     if if_none_match and if_none_match.strip() == stored.etag:
         return Response(status_code=304, headers=version_headers(stored))
@@ -71,6 +74,7 @@ async def vread(request: Request) -> Response:
     api, ctx = state(request), access_context(request)
     rtype, id = resource_type(request.path_params["type"]), request.path_params["id"]
     stored = await api.call(api.repository.vread, ctx, rtype, id, request.path_params["vid"])
+    note(request, (stored,))
     return fhir_response(stored.content, 200, version_headers(stored))
 
 
@@ -84,6 +88,7 @@ async def update(request: Request) -> Response:
     if_match = request.headers.get("if-match")
     outcome = await api.write(ctx, lambda u: u.update(rtype, id, body, if_match=if_match, prepared=prepared))
     stored = outcome.stored
+    note(request, (stored,), created=outcome.created)
     status = 201 if outcome.created else 200
     return write_response(request, stored, status, _location(api, rtype, stored.id, stored.version_id))
 
@@ -101,6 +106,7 @@ async def patch(request: Request) -> Response:
         raise BadRequest("a JSON Patch is an array of operations")
     if_match = request.headers.get("if-match")
     outcome = await api.write(ctx, lambda u: u.patch(rtype, id, ops, if_match=if_match))
+    note(request, (outcome.stored,))
     return write_response(request, outcome.stored, 200, _location(api, rtype, id, outcome.stored.version_id))
 
 
@@ -109,6 +115,7 @@ async def delete(request: Request) -> Response:
     rtype, id = resource_type(request.path_params["type"]), request.path_params["id"]
     _check_id(rtype, id)
     gone = await api.write(ctx, lambda u: u.delete(rtype, id))
+    note(request, (gone,) if gone is not None else ())
     headers = {"ETag": gone.etag} if gone is not None else {}
     message = f"{rtype}/{id} deleted" if gone is not None else f"{rtype}/{id} was not there to delete"
     return fhir_response(information(message), 200, headers)
@@ -126,6 +133,7 @@ async def create(request: Request) -> Response:
     if_none_exist = request.headers.get("if-none-exist")
     outcome = await api.write(ctx, lambda u: u.create(body, if_none_exist=if_none_exist, prepared=prepared))
     stored = outcome.stored
+    note(request, (stored,))
     location = _location(api, rtype, stored.id, stored.version_id)
     return write_response(request, stored, 201 if outcome.created else 200, location)
 
@@ -140,6 +148,7 @@ async def conditional_update(request: Request) -> Response:
     body = await json_body(request)
     outcome = await api.write(ctx, lambda u: u.conditional_update(rtype, query, body))
     stored = outcome.stored
+    note(request, (stored,), created=outcome.created)
     return write_response(request, stored, 201 if outcome.created else 200,
                           _location(api, rtype, stored.id, stored.version_id))
 
@@ -181,6 +190,13 @@ async def search_system(request: Request) -> Response:
 
 
 async def _search(request: Request, types: list[str], pairs: list[tuple[str, str]], self_base: str) -> Response:
+    return await search_in(request, state(request).repository, types, pairs, self_base)
+
+
+async def search_in(
+    request: Request, repository: Repository, types: list[str], pairs: list[tuple[str, str]], self_base: str
+) -> Response:
+    """A search of ``repository`` (the clinical store, or the audit store for AuditEvent)."""
     api, ctx = state(request), access_context(request)
     offset, after = 0, None
     page_token = next((v for k, v in pairs if k == "_page"), None)
@@ -191,8 +207,10 @@ async def _search(request: Request, types: list[str], pairs: list[tuple[str, str
         offset, after = int(page_state.get("o", 0)), page_state.get("a")
         self_base = f"{api.base}/{types[0]}" if len(types) == 1 and not page_state.get("s") else api.base
     params = params_from_pairs([(k, v) for k, v in pairs if k not in ("_page", "_format", "_pretty")])
-    query = api.repository.parse_search(types, params, strict=strict_handling(request))
-    page = await api.call(api.repository.search, ctx, query, offset=offset, after=after)
+    query = repository.parse_search(types, params, strict=strict_handling(request))
+    page = await api.call(repository.search, ctx, query, offset=offset, after=after)
+    note(request, (*page.matches, *page.included), query=encode_pairs(query.applied),
+         patients=_named_patients(query.applied))
     system = self_base == api.base
     applied = ([("_type", ",".join(types))] if system else []) + query.applied
     links = [("self", f"{self_base}?{encode_pairs(applied)}" if applied else self_base)]
@@ -236,6 +254,7 @@ async def history(request: Request) -> Response:
     count = _page_size(api, params.get("_count"))
     page = await api.call(api.repository.history, ctx, rtype, id, since=params.get("_since"), at=params.get("_at"),
                           count=count, before=before)
+    note(request, page.entries, query=encode_pairs(keep))
     links = [("self", f"{path}?{encode_pairs(keep)}" if keep else path)]
     if page.has_next and page.entries:
         last = page.entries[-1]
@@ -265,12 +284,31 @@ async def everything(request: Request) -> Response:
     count = _page_size(api, q.get("_count"))
     page = await api.call(api.repository.everything, ctx, request.path_params["id"], count=count, after=after,
                           since=q.get("_since"))
+    note(request, (*page.matches, *page.included), patients=(request.path_params["id"],))
     self_url = f"{api.base}/Patient/{request.path_params['id']}/$everything"
     links = [("self", self_url)]
     if page.has_next:
         token = api.pages.encode({"p": request.path_params["id"], "a": page.next_after})
         links.append(("next", f"{self_url}?_count={count}&_page={token}"))
     return fhir_response(bundles.searchset(api.base, page, links))
+
+
+#: search parameters whose value names the patient a search is about
+_PATIENT_PARAMS = frozenset({"patient", "subject", "beneficiary"})
+
+
+def _named_patients(applied: list[tuple[str, str]]) -> list[str]:
+    """The patients a search names itself (``?patient=1``, ``?subject=Patient/1``)."""
+    found = []
+    for name, value in applied:
+        base = name.split(":", 1)[0]
+        if base not in _PATIENT_PARAMS:
+            continue
+        for v in value.split(","):
+            ref = v.rsplit("/_history/", 1)[0]
+            if ref.startswith("Patient/") or (base == "patient" and "/" not in ref and ref):
+                found.append(ref.rsplit("/", 1)[-1])
+    return found
 
 
 def unsupported(_: Any = None) -> None:
