@@ -407,7 +407,8 @@ def time_searches(server: Server, manifest: dict[str, Any], names: list[str], ca
     out: dict[str, Any] = {}
     with ThreadPoolExecutor(max_workers=in_flight) as pool:
         for name in names:
-            res: dict[str, Any] = {"search": DESCRIPTIONS[name], "examples": {w: reqs.make(name, w, 0) for w in callers}}
+            examples = {w: reqs.make(name, w, 0) for w in callers}
+            res: dict[str, Any] = {"search": DESCRIPTIONS[name], "examples": examples}
             for i in range(warmup):
                 for who in callers:
                     one(name, who, i)
@@ -444,7 +445,8 @@ def time_searches(server: Server, manifest: dict[str, Any], names: list[str], ca
                     break
                 for who in callers:
                     t0 = time.perf_counter()
-                    done = list(pool.map(lambda j, w=who: one(name, w, k * in_flight + j), range(in_flight)))
+                    done = list(pool.map(lambda j, s=name, w=who, base=k * in_flight: one(s, w, base + j),
+                                         range(in_flight)))
                     wall[who] += time.perf_counter() - t0
                     for elapsed, problem, n in done:
                         if problem:
@@ -470,7 +472,7 @@ def table(runs: dict[str, Any], callers: list[str], in_flight: int = 16) -> str:
     ratio of throughput to the custodian's."""
     lines = [f"| search | caller | 1 in flight: p50 / p95 ms | req/s | {in_flight} in flight: p50 / p95 ms | req/s "
              "| throughput vs custodian (1 / 16) | on page |", "|---|---|---|---|---|---|---|---|"]
-    for name, res in runs.items():
+    for res in runs.values():
         for who in callers:
             s, m = res["serial"][who], res[f"in_flight_{in_flight}"][who]
             cs, cm = res["serial"].get("custodian"), res[f"in_flight_{in_flight}"].get("custodian")
