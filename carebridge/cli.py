@@ -62,6 +62,7 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     print(service.issue(
         args.client, args.scope, lifetime=args.lifetime, fhir_user=args.fhir_user,
         organization=args.organization, purpose_of_use=args.purpose_of_use, patient=args.patient,
+        break_glass_reason=args.break_glass_reason,
     ))
     return 0
 
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--organization", help="the client's organisation (ODS code)")
     p.add_argument("--purpose-of-use", help="e.g. TREAT, ETREAT, BTG")
     p.add_argument("--patient", help="launch patient id for patient/ scopes")
+    p.add_argument("--break-glass-reason", help="with purpose BTG or ETREAT: why the record is opened")
     p.add_argument("--lifetime", type=int, default=12 * 3600, help="seconds (default 12 hours)")
     p.set_defaults(handler=cmd_token)
 

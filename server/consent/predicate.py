@@ -12,7 +12,8 @@ is directory data and is visible). For one patient P:
     allowed = (custodial(r) and direct care and not denied-by-name)
               or (permitted by a Consent of P and not denied by a Consent of P)
 
-A Consent permits (or denies) when a permit (deny) provision applies to this caller and
+An override recorded by staff (for risk, lack of capacity or a legal duty) permits
+despite denials. A Consent permits (or denies) when a permit (deny) provision applies to this caller and
 resource and no provision nested under it applies: the deepest applying provision decides,
 as R4 specifies. Across provisions and Consents a deny wins. The custodian's direct-care
 access is limited only by denials that name actors: a base "deny" (nothing is shared
@@ -31,7 +32,7 @@ back to evaluating every criterion per row, which decides the same.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -55,6 +56,7 @@ from server.consent.callers import (
     NOT_FOR_PATIENT_LABELS,
     Caller,
 )
+from server.consent.rules import OVERRIDE_TERM
 from server.definitions.search_parameters import SearchParameterRegistry
 from server.store.schema import (
     compartment,
@@ -67,6 +69,9 @@ from server.store.schema import (
 )
 
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
+#: how an Organization carries the code a token names it by: its ODS code, or for a local
+#: authority its GSS code where the directory holds no ODS code for it
+ORGANIZATION_CODE_SYSTEMS = (ODS_SYSTEM, "https://fhir.carebridge.example/Id/gss-code")
 #: above this many rules applying to one caller, the predicate evaluates every criterion per row
 APPLICABLE_LIMIT = 2000
 
@@ -81,6 +86,8 @@ class ApplicableRule:
     patient_id: str
     permit: bool
     by_actor: bool
+    #: a permit that overrides the service user's refusals (see server/consent/rules.py)
+    override: bool = False
 
 
 class ConsentPredicate:
@@ -119,7 +126,8 @@ class ConsentPredicate:
             org = self.caller.organization
             if org:
                 keys.add(f"identifier|{ODS_SYSTEM}|{org}")
-                orgs = [f"Organization/{i}" for i in self._by_identifier("Organization", ODS_SYSTEM, org)]
+                orgs = [f"Organization/{i}" for system in ORGANIZATION_CODE_SYSTEMS
+                        for i in self._by_identifier("Organization", system, org)]
                 keys.update(orgs)
                 for o in orgs:
                     keys.update(f"CareTeam/{i}" for i in self._referring("CareTeam", "participant", o))
@@ -188,8 +196,20 @@ class ConsentPredicate:
             if len(found) > APPLICABLE_LIMIT:
                 break
         self._applicable_known = True
-        self._applicable = None if len(found) > APPLICABLE_LIMIT else sorted(
-            found, key=lambda a: (a.resource_pk, a.node))
+        if len(found) > APPLICABLE_LIMIT:
+            self._applicable = None
+            return None
+        permits = {(a.resource_pk, a.node) for a in found if a.permit}
+        overriding: set[tuple[int, int]] = set()
+        if permits:
+            rows = self.conn.execute(select(t.c.resource_pk, t.c.node).where(
+                t.c.resource_pk.in_(sorted({pk for pk, _ in permits})),
+                t.c.kind == OVERRIDE_TERM["kind"], t.c.value == OVERRIDE_TERM["value"],
+            ))
+            overriding = {(int(row.resource_pk), int(row.node)) for row in rows} & permits
+        self._applicable = sorted(
+            (replace(a, override=True) if (a.resource_pk, a.node) in overriding else a for a in found),
+            key=lambda a: (a.resource_pk, a.node))
         return self._applicable
 
     # -- the predicate ------------------------------------------------------------------------
@@ -242,6 +262,9 @@ class ConsentPredicate:
             shared = self._decides_by(r, patient, permits, rules)
             if denies:
                 shared = and_(shared, not_(self._decides_by(r, patient, denies, rules)))
+                overrides = [a for a in permits if a.override]
+                if overrides:  # an override permits despite the denials
+                    shared = or_(shared, self._decides_by(r, patient, overrides, rules))
             parts.append(shared)
         if not parts:
             return false()
@@ -279,8 +302,10 @@ class ConsentPredicate:
         )
 
     def _allowed_per_row(self, r: FromClause, patient: Any) -> ColumnElement[bool]:
-        shared = and_(self._decides(r, patient, permit=True),
-                      not_(self._decides(r, patient, permit=False)))
+        shared = or_(
+            and_(self._decides(r, patient, permit=True), not_(self._decides(r, patient, permit=False))),
+            self._decides(r, patient, permit=True, override_only=True),
+        )
         if not self.caller.direct_care or not self.caller.organization:
             return shared
         own = and_(self._custodial(r),
@@ -306,7 +331,7 @@ class ConsentPredicate:
         ).correlate_except(t))
 
     def _decides(
-        self, r: FromClause, patient: Any, *, permit: bool, named_only: bool = False
+        self, r: FromClause, patient: Any, *, permit: bool, named_only: bool = False, override_only: bool = False,
     ) -> ColumnElement[bool]:
         """Some provision of the patient's Consents of this type applies, and none under it does."""
         n = consent_rule.alias("rule_n")
@@ -319,6 +344,8 @@ class ConsentPredicate:
                       self._applies(r, n), not_(exists(deeper))]
         if named_only:
             conditions.append(n.c.by_actor == true())
+        if override_only:
+            conditions.append(self._term(r, n, OVERRIDE_TERM["kind"], lambda t: t.c.value == OVERRIDE_TERM["value"]))
         return exists(select(literal(1)).where(*conditions).correlate_except(n))
 
     def _term(

@@ -12,6 +12,10 @@ ancestors': ``actor in A`` under ``actor in B`` becomes ``actor in A & B``. A pr
 whose intersected criteria cannot match anything (an empty intersection, an empty
 period) is dropped together with the provisions under it.
 
+An override (extension ``consent-override`` on the Consent or on a permit provision:
+sharing decided by staff for risk, lack of capacity or a legal duty, with who decided,
+when and why) is the one permit that wins over the service user's refusals.
+
 Across provisions and Consents a deny wins, so the opt-in baseline needs care: a root
 ``deny`` with no criteria of its own and nested exceptions ("share nothing but ...")
 only restates the default and becomes no rule, while a root ``deny`` with nothing nested
@@ -37,6 +41,9 @@ READ_ACTIONS = frozenset({"access", "use", "disclose"})
 #: the data meanings the predicate evaluates
 DATA_MEANINGS = frozenset({"instance", "related", "dependents"})
 KINDS = ("actor", "purpose", "class", "label", "data")
+OVERRIDE_URL = "https://fhir.carebridge.example/StructureDefinition/consent-override"
+#: the consent_term marking a permit that overrides the service user's refusals
+OVERRIDE_TERM = {"kind": "effect", "value": "override"}
 
 
 @dataclass(frozen=True)
@@ -121,10 +128,12 @@ def _codes(codings: list[dict[str, Any]] | None, with_system: bool = True) -> fr
 def _own_criteria(provision: dict[str, Any], permit: bool) -> Criteria | None:
     """The provision's own limits; None when it can never apply (see the module docstring)."""
     exact = True  # False when an unsupported limit is present
-    actor = None
+    actor: frozenset[str] | None = None
     if provision.get("actor"):
-        keys = {reference_key(a.get("reference")) for a in provision["actor"]}
-        actor = frozenset(k for k in keys if k)
+        named = {reference_key(a.get("reference")) for a in provision["actor"]}
+        actor = frozenset(k for k in named if k)
+        if not actor:
+            exact = False  # actors named in a way this product cannot match
     purpose = _codes(provision.get("purpose"), with_system=False)
     klass = None
     if provision.get("class"):
@@ -140,9 +149,9 @@ def _own_criteria(provision: dict[str, Any], permit: bool) -> Criteria | None:
                 exact = False
         klass = frozenset(types)
     label = _codes(provision.get("securityLabel"))
-    data = None
+    data: frozenset[str] | None = None
     if provision.get("data"):
-        keys = set()
+        keys: set[str] = set()
         for d in provision["data"]:
             key = reference_key(d.get("reference"))
             if d.get("meaning") in DATA_MEANINGS and key and not key.startswith("identifier|"):
@@ -172,6 +181,10 @@ def _own_criteria(provision: dict[str, Any], permit: bool) -> Criteria | None:
     return Criteria(actor=actor, purpose=purpose, klass=klass, label=label, data=data, low=low, high=high)
 
 
+def has_override(element: dict[str, Any]) -> bool:
+    return any(isinstance(e, dict) and e.get("url") == OVERRIDE_URL for e in element.get("extension") or [])
+
+
 def consent_rows(consent: dict[str, Any]) -> ConsentRows:
     """Rule and term rows (without ``resource_pk``) for an enforced Consent, else none."""
     out = ConsentRows()
@@ -180,6 +193,7 @@ def consent_rows(consent: dict[str, Any]) -> ConsentRows:
     if not is_enforced(consent) or pid is None or not isinstance(root, dict):
         return out
     counter = [0]
+    consent_overrides = has_override(consent)
 
     def walk(provision: dict[str, Any], inherited: Criteria, parent_type: str | None) -> None:
         # a provision without a type is the exception to its parent (the root: a deny)
@@ -203,6 +217,8 @@ def consent_rows(consent: dict[str, Any]) -> ConsentRows:
             "period_low": criteria.low, "period_high": criteria.high,
         }
         out.rules.append(row)
+        if kind == "permit" and (consent_overrides or has_override(provision)):
+            out.terms.append({"node": node, **OVERRIDE_TERM})
         for name in KINDS:
             values = criteria.values(name)
             row[f"by_{name}"] = values is not None

@@ -61,6 +61,7 @@ class WriteHooks:
 
 def default_hooks() -> WriteHooks:
     """The product's derivations: every repository runs these unless given others."""
+    from server.consent.recording import ConsentRecording
     from server.dialog.derived import DialogDerivation
 
-    return WriteHooks([DialogDerivation()])
+    return WriteHooks([ConsentRecording(), DialogDerivation()])

@@ -182,7 +182,8 @@ Index("ix_consent_rule_pk", consent_rule.c.resource_pk)
 Index("ix_consent_rule_unnamed", consent_rule.c.by_actor, consent_rule.c.resource_pk, consent_rule.c.node)
 
 #: The values a consent rule is limited to, one row per value (kind: actor, purpose,
-#: class, label, data).
+#: class, label, data), and its effect where it has one beyond permit or deny (kind
+#: ``effect``, value ``override``: a permit that overrides the service user's refusals).
 consent_term = Table(
     "consent_term",
     metadata,
