@@ -19,11 +19,20 @@ as R4 specifies. Across provisions and Consents a deny wins. The custodian's dir
 access is limited only by denials that name actors: a base "deny" (nothing is shared
 unless I say so) is about sharing beyond the organisation that holds the record.
 Deleted resources are visible only to callers that see everything.
+
+Speed: of a rule's criteria, the period, actor and purpose depend on the caller alone, not on
+the resource. They are evaluated once per unit of work (:meth:`ConsentPredicate.applicable`,
+two index look-ups), and the per-resource predicate then joins only those rules and checks only
+class, label and data. A caller whom no Consent names (most callers, for most service users)
+gets a predicate without any rule join at all. When very many rules apply to the caller (a
+Consent that permits everyone, held by a large share of the population), the predicate falls
+back to evaluating every criterion per row, which decides the same.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -63,6 +72,22 @@ ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 #: how an Organization carries the code a token names it by: its ODS code, or for a local
 #: authority its GSS code where the directory holds no ODS code for it
 ORGANIZATION_CODE_SYSTEMS = (ODS_SYSTEM, "https://fhir.carebridge.example/Id/gss-code")
+#: above this many rules applying to one caller, the predicate evaluates every criterion per row
+APPLICABLE_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class ApplicableRule:
+    """A rule whose period, actor and purpose hold for the caller (now)."""
+
+    resource_pk: int
+    node: int
+    last: int
+    patient_id: str
+    permit: bool
+    by_actor: bool
+    #: a permit that overrides the service user's refusals (see server/consent/rules.py)
+    override: bool = False
 
 
 class ConsentPredicate:
@@ -74,6 +99,9 @@ class ConsentPredicate:
         self.caller = caller
         self.now = now
         self._actor_keys: list[str] | None = None
+        self._applicable: list[ApplicableRule] | None = None
+        self._applicable_known = False
+        self._param_id_cache: dict[str, list[int]] = {}
 
     # -- who the caller is, as consent actors -------------------------------------------------
     def actor_keys(self) -> list[str]:
@@ -133,6 +161,57 @@ class ConsentPredicate:
         )
         return [row.id for row in rows]
 
+    def applicable(self) -> list[ApplicableRule] | None:
+        """The rules whose caller-dependent criteria (period, actor, purpose) hold now, or None
+        when there are more than :data:`APPLICABLE_LIMIT` of them.
+
+        Rules that name actors are found from the caller's actor keys; rules that name none
+        from ``by_actor``. Looked up once per unit of work, so a changed Consent counts from
+        the next request on.
+        """
+        if self._applicable_known:
+            return self._applicable
+        n, t, p = consent_rule, consent_term, consent_term.alias("applicable_purpose")
+        caller_criteria = [
+            or_(n.c.period_low.is_(None), n.c.period_low <= self.now),
+            or_(n.c.period_high.is_(None), n.c.period_high >= self.now),
+            or_(n.c.by_purpose == false(), exists(select(literal(1)).where(
+                p.c.resource_pk == n.c.resource_pk, p.c.node == n.c.node, p.c.kind == "purpose",
+                p.c.value == self.caller.purpose,
+            ))),
+        ]
+        columns = (n.c.resource_pk, n.c.node, n.c.last, n.c.patient_id, n.c.permit, n.c.by_actor)
+        found: set[ApplicableRule] = set()
+        statements = [select(*columns).where(n.c.by_actor == false(), *caller_criteria)]
+        keys = self.actor_keys()
+        if keys:
+            statements.append(
+                select(*columns).select_from(t.join(n, and_(n.c.resource_pk == t.c.resource_pk, n.c.node == t.c.node)))
+                .where(t.c.kind == "actor", t.c.value.in_(keys), n.c.by_actor == true(), *caller_criteria)
+            )
+        for stmt in statements:
+            for row in self.conn.execute(stmt.limit(APPLICABLE_LIMIT + 1)):
+                found.add(ApplicableRule(int(row.resource_pk), int(row.node), int(row.last), row.patient_id,
+                                         bool(row.permit), bool(row.by_actor)))
+            if len(found) > APPLICABLE_LIMIT:
+                break
+        self._applicable_known = True
+        if len(found) > APPLICABLE_LIMIT:
+            self._applicable = None
+            return None
+        permits = {(a.resource_pk, a.node) for a in found if a.permit}
+        overriding: set[tuple[int, int]] = set()
+        if permits:
+            rows = self.conn.execute(select(t.c.resource_pk, t.c.node).where(
+                t.c.resource_pk.in_(sorted({pk for pk, _ in permits})),
+                t.c.kind == OVERRIDE_TERM["kind"], t.c.value == OVERRIDE_TERM["value"],
+            ))
+            overriding = {(int(row.resource_pk), int(row.node)) for row in rows} & permits
+        self._applicable = sorted(
+            (replace(a, override=True) if (a.resource_pk, a.node) in overriding else a for a in found),
+            key=lambda a: (a.resource_pk, a.node))
+        return self._applicable
+
     # -- the predicate ------------------------------------------------------------------------
     def visible(self, r: FromClause) -> ColumnElement[bool]:
         """The predicate on the resource alias ``r``, for rows of any type.
@@ -154,10 +233,75 @@ class ConsentPredicate:
 
     def _param_ids(self, code: str) -> list[int]:
         """The ids of a common search parameter (``_tag``, ``_security``) over every type."""
-        found = (self.registry.get(t, code) for t in self.registry.resource_types)
-        return sorted({p.param_id for p in found if p is not None and p.indexed})
+        ids = self._param_id_cache.get(code)
+        if ids is None:
+            found = (self.registry.get(t, code) for t in self.registry.resource_types)
+            ids = self._param_id_cache[code] = sorted({p.param_id for p in found if p is not None and p.indexed})
+        return ids
 
     def _allowed(self, r: FromClause, patient: Any) -> ColumnElement[bool]:
+        rules = self.applicable()
+        if rules is not None:
+            return self._allowed_by(r, patient, rules)
+        return self._allowed_per_row(r, patient)
+
+    def _allowed_by(self, r: FromClause, patient: Any, rules: list[ApplicableRule]) -> ColumnElement[bool]:
+        """:meth:`_allowed_per_row` with the caller-dependent criteria already decided: only
+        the ``rules`` can apply, so only their class, label and data are checked per row."""
+        permits = [a for a in rules if a.permit]
+        denies = [a for a in rules if not a.permit]
+        direct = self.caller.direct_care and bool(self.caller.organization)
+        parts: list[ColumnElement[bool]] = []
+        if direct:
+            named = [a for a in denies if a.by_actor]
+            own = self._custodial(r)
+            if named:
+                own = and_(own, not_(self._decides_by(r, patient, named, rules)))
+            parts.append(own)
+        if permits:
+            shared = self._decides_by(r, patient, permits, rules)
+            if denies:
+                shared = and_(shared, not_(self._decides_by(r, patient, denies, rules)))
+                overrides = [a for a in permits if a.override]
+                if overrides:  # an override permits despite the denials
+                    shared = or_(shared, self._decides_by(r, patient, overrides, rules))
+            parts.append(shared)
+        if not parts:
+            return false()
+        return or_(*parts) if len(parts) > 1 else parts[0]
+
+    def _decides_by(
+        self, r: FromClause, patient: Any, chosen: list[ApplicableRule], rules: list[ApplicableRule]
+    ) -> ColumnElement[bool]:
+        """Some of the ``chosen`` rules of the patient matches ``r`` on class, label and data,
+        and no applicable rule nested under it does (:meth:`_decides` for precomputed rules)."""
+        n = consent_rule.alias("rule_n")
+        conditions: list[ColumnElement[bool]] = [
+            n.c.patient_id == patient,
+            tuple_(n.c.resource_pk, n.c.node).in_([(a.resource_pk, a.node) for a in chosen]),
+            self._matches_resource(r, n),
+        ]
+        nested = [a for a in rules if any(
+            a.resource_pk == c.resource_pk and c.node < a.node <= c.last for c in chosen)]
+        if nested:
+            m = consent_rule.alias("rule_m")
+            conditions.append(not_(exists(select(literal(1)).where(
+                m.c.resource_pk == n.c.resource_pk, m.c.node > n.c.node, m.c.node <= n.c.last,
+                tuple_(m.c.resource_pk, m.c.node).in_([(a.resource_pk, a.node) for a in nested]),
+                self._matches_resource(r, m),
+            ).correlate_except(m))))
+        return exists(select(literal(1)).where(*conditions).correlate_except(n))
+
+    def _matches_resource(self, r: FromClause, rule: FromClause) -> ColumnElement[bool]:
+        """The criteria of a rule that depend on the resource: class, label and data."""
+        c = rule.c
+        return and_(
+            or_(c.by_class == false(), self._term(r, rule, "class", lambda t: self._class_match(r, t))),
+            or_(c.by_label == false(), self._term(r, rule, "label", lambda t: self._label_match(r, t))),
+            or_(c.by_data == false(), self._term(r, rule, "data", lambda t: self._data_match(r, t))),
+        )
+
+    def _allowed_per_row(self, r: FromClause, patient: Any) -> ColumnElement[bool]:
         shared = or_(
             and_(self._decides(r, patient, permit=True), not_(self._decides(r, patient, permit=False))),
             self._decides(r, patient, permit=True, override_only=True),

@@ -149,7 +149,8 @@ compartment = Table(
     Column("patient_id", String(64), nullable=False),
 )
 Index("ix_compartment_patient", compartment.c.patient_id, compartment.c.resource_pk)
-Index("ix_compartment_pk", compartment.c.resource_pk)
+#: (resource, patient) covers the consent check of a row without reading the table (0005)
+Index("ix_compartment_pk_patient", compartment.c.resource_pk, compartment.c.patient_id)
 
 #: The active privacy Consents, flattened into rules the access predicate joins (see
 #: server/consent/rules.py). One row per provision, numbered in pre-order so that the
@@ -177,6 +178,8 @@ consent_rule = Table(
 )
 Index("ix_consent_rule_patient", consent_rule.c.patient_id, consent_rule.c.resource_pk, consent_rule.c.node)
 Index("ix_consent_rule_pk", consent_rule.c.resource_pk)
+#: the rules that name no actor, which apply to every caller (0005)
+Index("ix_consent_rule_unnamed", consent_rule.c.by_actor, consent_rule.c.resource_pk, consent_rule.c.node)
 
 #: The values a consent rule is limited to, one row per value (kind: actor, purpose,
 #: class, label, data), and its effect where it has one beyond permit or deny (kind
@@ -191,6 +194,9 @@ consent_term = Table(
 )
 Index("ix_consent_term_rule", consent_term.c.resource_pk, consent_term.c.node, consent_term.c.kind,
       consent_term.c.value)
+#: from a caller's actor keys to the rules that name them (0005)
+Index("ix_consent_term_value", consent_term.c.kind, consent_term.c.value, consent_term.c.resource_pk,
+      consent_term.c.node)
 
 #: Clients registered for SMART Backend Services (server/auth/clients.py). The list
 #: columns hold JSON arrays; ``jwks`` holds the client's public JSON Web Key Set.
