@@ -123,8 +123,8 @@ def _own_criteria(provision: dict[str, Any], permit: bool) -> Criteria | None:
     exact = True  # False when an unsupported limit is present
     actor = None
     if provision.get("actor"):
-        keys = {reference_key(a.get("reference")) for a in provision["actor"]}
-        actor = frozenset(k for k in keys if k)
+        refs = {reference_key(a.get("reference")) for a in provision["actor"]}
+        actor = frozenset(k for k in refs if k)
     purpose = _codes(provision.get("purpose"), with_system=False)
     klass = None
     if provision.get("class"):

@@ -145,7 +145,7 @@ class UnitOfWork:
             preds.append(r.c.pk.in_(select(compartment.c.resource_pk).where(compartment.c.patient_id == vis.patient)))
         if vis.consent is not None:
             preds.append(self._consent(vis.consent).visible(r))
-        alternatives = []
+        alternatives: list[ColumnElement[bool]] = []
         for alt in vis.alternatives:
             if not alt:
                 alternatives.append(true())
