@@ -132,11 +132,11 @@ def date_shape(rtype: str, expression: str | None) -> DateShape:
         found.append((tuple(names), single, types))
     if not found:
         return UNKNOWN
-    types = {t for _, _, ts in found for t in ts}
+    kinds = {t for _, _, ts in found for t in ts}
     # several parts are still one value when each casts the same choice element
     one_element = len({names for names, _, _ in found}) == 1
-    single = one_element and all(s for _, s, _ in found) and types <= _ONE_ROW
-    return DateShape(single=single, bounded=bool(types) and types <= _BOUNDED)
+    single = one_element and all(s for _, s, _ in found) and kinds <= _ONE_ROW
+    return DateShape(single=single, bounded=bool(kinds) and kinds <= _BOUNDED)
 
 
 def shape_of(clause: Clause) -> DateShape:
