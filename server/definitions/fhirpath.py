@@ -210,7 +210,7 @@ def compile_expression(expression: str, resource_type: str) -> Extractor:
 
     def general(resource: dict[str, Any]) -> list[Any]:
         try:
-            return list(engine(resource))
+            return list(engine(resource, None))
         except Exception:  # an expression that cannot apply to this content selects nothing
             return []
 

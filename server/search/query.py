@@ -58,6 +58,9 @@ class Clause:
     chain: list[tuple[str, Clause]] = field(default_factory=list)
     #: for ``_has:Type:param:...``: source type, reference parameter, inner clause
     has: tuple[str, SearchParam, Clause] | None = None
+    #: for a single-valued date parameter: further OR-ed value lists that the same index
+    #: row must meet too (``birthdate=ge...&birthdate=lt...`` folded into one clause)
+    same_row: list[list[Value]] = field(default_factory=list)
 
     def text(self) -> str:
         return self.name + (f":{self.modifier}" if self.modifier else "")

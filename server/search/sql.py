@@ -15,12 +15,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, and_, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, FromClause, and_, false, not_, or_, select, true, union_all
 
 from server.fhir.dates import DateFormatError, parse_range, to_micros
 from server.fhir.errors import BadRequest
 from server.fhir.text import normalise
 from server.search.query import Clause, Value
+from server.search.ranges import low_access, shape_of
 from server.store.schema import (
     date_index,
     number_index,
@@ -53,6 +54,9 @@ class SqlCompiler:
         self.correlated = False
         #: the index subquery of the clause compiled last (for selectivity estimates)
         self.last_subquery: Any = None
+        #: read bounded-width date clauses from a bounded stretch of the low index (off:
+        #: the plain comparisons alone, which give the same rows)
+        self.narrow_dates = True
 
     def _pid(self, table: Any, pid: int) -> ColumnElement[bool]:
         """The index rows of one parameter. In a probe ("+ 0") the planner is kept off the
@@ -105,8 +109,7 @@ class SqlCompiler:
             cond = or_(*(self._string_value(v, modifier) for v in clause.values))
             return self._member(r, select(string_index.c.resource_pk).where(self._pid(string_index, pid), cond))
         if kind == "date":
-            cond = or_(*(self._date_value(v, date_index.c.low, date_index.c.high, param.code) for v in clause.values))
-            return self._member(r, select(date_index.c.resource_pk).where(self._pid(date_index, pid), cond))
+            return self._date(r, clause)
         if kind in ("number", "quantity"):
             cond = or_(*(self._number_value(v, kind == "quantity") for v in clause.values))
             return self._member(r, select(number_index.c.resource_pk).where(self._pid(number_index, pid), cond))
@@ -119,6 +122,29 @@ class SqlCompiler:
             cond = or_(*(self._uri_value(v, modifier) for v in clause.values))
             return self._member(r, select(uri_index.c.resource_pk).where(self._pid(uri_index, pid), cond))
         raise BadRequest(f"search parameter {param.code!r} of type {kind} is not supported")
+
+    def _date(self, r: FromClause, clause: Clause) -> ColumnElement[bool]:
+        """A date clause: one index row meets every value list (see server/search/ranges.py).
+
+        When the parameter's values have bounded widths, the rows are read from a bounded
+        stretch of the ``(param_id, low)`` index (plus a few exact ``low`` points), the exact
+        comparisons applied on top; a probe of one resource needs no such help."""
+        assert clause.param is not None
+        d = date_index.c
+        groups = [clause.values, *clause.same_row]
+        conds = [or_(*(self._date_value(v, d.low, d.high, clause.param.code) for v in g)) for g in groups]
+        base = select(d.resource_pk).where(self._pid(date_index, clause.param.param_id), *conds)
+        narrow = self.narrow_dates and not self.correlated and shape_of(clause).bounded
+        access = low_access(groups) if narrow else None
+        if access is None:
+            return self._member(r, base)
+        stretch = base.where(d.low <= access.upper)
+        if access.lower is not None:
+            stretch = stretch.where(d.low >= access.lower)
+        if not access.points:
+            return self._member(r, stretch)
+        # the points lie below the stretch, so the two parts never share a row
+        return self._member(r, union_all(stretch, base.where(d.low.in_(access.points))))
 
     @staticmethod
     def _table(kind: str) -> Any:

@@ -47,6 +47,7 @@ from server.fhir.errors import (
     Unprocessable,
 )
 from server.search.query import Clause, Include, SearchQuery
+from server.search.ranges import fold_date_clauses
 from server.search.sql import SqlCompiler
 from server.store.indexing import IndexRows, build_rows
 from server.store.records import HistoryPage, SearchPage, StoredResource, WriteOutcome
@@ -145,7 +146,7 @@ class UnitOfWork:
             preds.append(r.c.pk.in_(select(compartment.c.resource_pk).where(compartment.c.patient_id == vis.patient)))
         if vis.consent is not None:
             preds.append(self._consent(vis.consent).visible(r))
-        alternatives = []
+        alternatives: list[ColumnElement[bool]] = []
         for alt in vis.alternatives:
             if not alt:
                 alternatives.append(true())
@@ -466,6 +467,7 @@ class UnitOfWork:
     def _type_predicate(
         self, rtype: str, r: FromClause, clauses: list[Clause], plan: bool = False
     ) -> ColumnElement[bool]:
+        clauses = fold_date_clauses(clauses)
         if not plan or not clauses:
             return and_(
                 r.c.resource_type == rtype,

@@ -83,8 +83,8 @@ def build_rows(
                 for low, high in values.date_ranges(value):
                     rows.date.append({"param_id": pid, "low": low, "high": high})
             elif kind in ("number", "quantity"):
-                for low, high, system, code in values.numbers(value):
-                    rows.number.append({"param_id": pid, "low": low, "high": high, "system": system, "code": code})
+                for nlow, nhigh, system, code in values.numbers(value):
+                    rows.number.append({"param_id": pid, "low": nlow, "high": nhigh, "system": system, "code": code})
             elif kind == "reference":
                 for target_type, target_id, url in values.references(value, base_url):
                     key = (target_type, target_id, url)
@@ -100,7 +100,7 @@ def build_rows(
                     rows.token.append({"param_id": pid, "system": system, "code": code, "text": text})
             elif kind == "uri":
                 for uri in values.uris(value):
-                    if uri not in seen:
-                        seen.add(uri)
+                    if (uri,) not in seen:
+                        seen.add((uri,))
                         rows.uri.append({"param_id": pid, "value": uri})
     return rows

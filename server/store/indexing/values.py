@@ -49,7 +49,7 @@ def tokens(value: Any) -> Iterator[tuple[str | None, str | None, str | None]]:
             if system in CONTACT_SYSTEMS and "type" not in value and "assigner" not in value:
                 yield system, _clip(str(value["value"])), None  # ContactPoint
             else:  # Identifier
-                id_type = value.get("type") if isinstance(value.get("type"), dict) else {}
+                id_type: dict[str, Any] = value["type"] if isinstance(value.get("type"), dict) else {}
                 yield system, _clip(str(value["value"])), _norm(id_type.get("text"))
                 # for :of-type: one row per type coding, system "type-system|type-code"
                 for coding in id_type.get("coding") or []:
@@ -69,7 +69,7 @@ def strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
-        parts = _NAME_PARTS if ("family" in value or "given" in value) else _ADDRESS_PARTS
+        parts: tuple[str, ...] = _NAME_PARTS if ("family" in value or "given" in value) else _ADDRESS_PARTS
         if not any(p in value for p in parts):
             parts = _NAME_PARTS + _ADDRESS_PARTS
         for part in parts:
