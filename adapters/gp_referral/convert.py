@@ -28,6 +28,8 @@ class Converted:
     must_exist: str | None = None  # conditional URL of the referral an I13/I14/I15 acts on
     key: str = ""
     provenance_id: str = ""
+    #: the landable with its plan, when planned ahead of the write (see ``ingest.prepare``)
+    planned: Landable | None = None
 
     @property
     def control_id(self) -> str:
