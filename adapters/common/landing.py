@@ -73,7 +73,8 @@ class UnknownTarget(Exception):
     pass
 
 
-def _job(item: Landable) -> Callable[[UnitOfWork], list[dict[str, Any]]]:
+def job(item: Landable) -> Callable[[UnitOfWork], list[dict[str, Any]]]:
+    """The write of one input, for a savepoint of ``Repository.run_batch`` (or a group commit)."""
     def run(u: UnitOfWork) -> list[dict[str, Any]]:
         if item.landed_marker:
             try:
@@ -92,19 +93,20 @@ def _job(item: Landable) -> Callable[[UnitOfWork], list[dict[str, Any]]]:
     return run
 
 
+def outcome(item: Landable, ok: bool, value: Any) -> Outcome:
+    """What a job's ``(ok, result or exception)`` means for the input."""
+    if ok:
+        statuses = [r.get("response", {}).get("status", "") for r in value]
+        return Outcome(item.key, True, created=sum(1 for s in statuses if s.startswith("201")))
+    if isinstance(value, UnknownTarget):
+        return Outcome(item.key, False, [Problem(str(value), "RF1", 1, 6, 0, "204")])
+    if isinstance(value, FhirError):
+        return Outcome(item.key, False, [Problem(f"the store refused it: {value.diagnostics}")])
+    return Outcome(item.key, False, [Problem(f"internal error: {value!r}", code="207", reject=True)])
+
+
 def land(repo: Repository, items: list[Landable], ctx: AccessContext | None = None) -> list[Outcome]:
     """One commit for all of ``items``; each lands whole or not at all."""
     ctx = ctx or AccessContext.system("carebridge-ingest")
-    results = repo.run_batch([(ctx, _job(i)) for i in items])
-    out = []
-    for item, (ok, value) in zip(items, results, strict=True):
-        if ok:
-            statuses = [r.get("response", {}).get("status", "") for r in value]
-            out.append(Outcome(item.key, True, created=sum(1 for s in statuses if s.startswith("201"))))
-        elif isinstance(value, UnknownTarget):
-            out.append(Outcome(item.key, False, [Problem(str(value), "RF1", 1, 6, 0, "204")]))
-        elif isinstance(value, FhirError):
-            out.append(Outcome(item.key, False, [Problem(f"the store refused it: {value.diagnostics}")]))
-        else:
-            out.append(Outcome(item.key, False, [Problem(f"internal error: {value!r}", code="207", reject=True)]))
-    return out
+    results = repo.run_batch([(ctx, job(i)) for i in items])
+    return [outcome(item, ok, value) for item, (ok, value) in zip(items, results, strict=True)]

@@ -42,13 +42,13 @@ def prepare(raw: bytes, mapping: Mapping, planner: Planner) -> Converted:
 _worker: tuple[Mapping, Planner] | None = None
 
 
-def _start_worker(repo: Repository, mapping: Mapping, key: bytes) -> None:
+def start_worker(repo: Repository, mapping: Mapping, key: bytes) -> None:
     global _worker
     repo.engine.dispose(close=False)  # the parent's pooled connections are not this process's
     _worker = (mapping, Planner(repo, key))
 
 
-def _prepare_chunk(raws: list[bytes]) -> list[Converted]:
+def prepare_chunk(raws: list[bytes]) -> list[Converted]:
     assert _worker is not None
     mapping, planner = _worker
     return [prepare(r, mapping, planner) for r in raws]
@@ -70,7 +70,7 @@ def _prepared(repo: Repository, raws: Iterable[bytes], mapping: Mapping, workers
             yield prepare(raw, mapping, planner)
         return
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker,
                              initargs=(repo, mapping, planner.key)) as pool:
         pending: deque[Future[list[Converted]]] = deque()
         while True:
@@ -78,7 +78,7 @@ def _prepared(repo: Repository, raws: Iterable[bytes], mapping: Mapping, workers
                 chunk = list(islice(it, CHUNK))
                 if not chunk:
                     break
-                pending.append(pool.submit(_prepare_chunk, chunk))
+                pending.append(pool.submit(prepare_chunk, chunk))
             if not pending:
                 return
             yield from pending.popleft().result()

@@ -466,7 +466,7 @@ def _apply(u: UnitOfWork, e: _Entry, mapping: dict[str, str], base: str) -> dict
         return {"resource": stored.resource, "response": _response("200 OK", stored, base)}
     query = u.repo.parser.parse([e.type], e.query)
     page = u.search(query)
-    bundle = {
+    bundle: dict[str, Any] = {
         "resourceType": "Bundle", "type": "searchset",
         "entry": [
             {"fullUrl": f"{base}/{m.reference}" if base else m.reference, "resource": m.resource,

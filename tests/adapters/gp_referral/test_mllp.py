@@ -58,8 +58,9 @@ def test_resend_after_lost_ack_does_not_duplicate(repo: Any, fhir: Any) -> None:
         writer.write(frame(msg))
         await writer.drain()
         writer.close()  # the sender goes away before reading its ACK
-        await asyncio.sleep(0)
-        await server._queue.join()  # type: ignore[union-attr]
+        while not server.received:
+            await asyncio.sleep(0.001)
+        await server.settled()  # landed, and the ACK went nowhere
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(frame(msg))
         await writer.drain()
@@ -122,7 +123,7 @@ def test_graceful_shutdown_finishes_in_flight(repo: Any, fhir: Any) -> None:
         idle_reader, _idle_writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(frame(referral("GS1")))
         await writer.drain()
-        while server._queue.empty() and not server._queue._unfinished_tasks:  # type: ignore[union-attr]
+        while not server.received:
             await asyncio.sleep(0.001)
         stopping = asyncio.create_task(server.stop())
         got = await read_ack(reader)
