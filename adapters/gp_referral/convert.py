@@ -31,9 +31,12 @@ class Converted:
     #: the landable with its plan, when planned ahead of the write (see ``ingest.prepare``)
     planned: Landable | None = None
 
+    #: MSH-10, kept when the parsed message is not (see ``ingest.pack``)
+    control: str = ""
+
     @property
     def control_id(self) -> str:
-        return self.message.get("MSH", 10) if self.message else ""
+        return self.message.get("MSH", 10) if self.message else self.control
 
     def landable(self) -> Landable:
         assert self.bundle is not None

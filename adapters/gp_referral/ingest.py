@@ -14,13 +14,17 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import replace
 from itertools import islice
+
+import orjson
 
 from adapters.common.landing import Planner, land
 from adapters.common.result import Outcome
 from adapters.gp_referral.convert import Converted, convert
 from adapters.gp_referral.mapping import Mapping, load
 from server.store.repository import Repository
+from server.store.transaction import TransactionPlan
 
 #: messages handed to a worker at a time
 CHUNK = 20
@@ -40,6 +44,9 @@ def prepare(raw: bytes, mapping: Mapping, planner: Planner) -> Converted:
 
 # -- worker processes -------------------------------------------------------------------------
 _worker: tuple[Mapping, Planner] | None = None
+#: a converted message on its way between processes: the small parts pickled, the Bundle
+#: and its plan as JSON (pickle spends milliseconds on a plan's hundred-odd index rows)
+Packed = tuple[Converted, bytes | None]
 
 
 def start_worker(repo: Repository, mapping: Mapping, key: bytes) -> None:
@@ -48,10 +55,32 @@ def start_worker(repo: Repository, mapping: Mapping, key: bytes) -> None:
     _worker = (mapping, Planner(repo, key))
 
 
-def prepare_chunk(raws: list[bytes]) -> list[Converted]:
+def pack(c: Converted, keep_message: bool = False) -> Packed:
+    blob = None
+    if c.bundle is not None:
+        plan = c.planned.plan if c.planned is not None else None
+        blob = orjson.dumps({"entries": c.bundle["entry"], "plan": plan.to_json() if plan is not None else None})
+    keep = keep_message or not c.ok  # a rejected message keeps what its ACK needs
+    slim = replace(c, raw=b"", bundle=None, planned=None, message=c.message if keep else None,
+                   control=c.control_id)
+    return slim, blob
+
+
+def unpack(packed: Packed) -> Converted:
+    c, blob = packed
+    if blob is not None:
+        data = orjson.loads(blob)
+        c.bundle = {"resourceType": "Bundle", "type": "transaction", "entry": data["entries"]}
+        c.planned = c.landable()
+        if data["plan"] is not None:
+            c.planned.plan = TransactionPlan.from_json(data["plan"])
+    return c
+
+
+def prepare_chunk(raws: list[bytes], keep_message: bool = False) -> list[Packed]:
     assert _worker is not None
     mapping, planner = _worker
-    return [prepare(r, mapping, planner) for r in raws]
+    return [pack(prepare(r, mapping, planner), keep_message) for r in raws]
 
 
 def default_workers() -> int:
@@ -72,7 +101,7 @@ def _prepared(repo: Repository, raws: Iterable[bytes], mapping: Mapping, workers
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker,
                              initargs=(repo, mapping, planner.key)) as pool:
-        pending: deque[Future[list[Converted]]] = deque()
+        pending: deque[Future[list[Packed]]] = deque()
         while True:
             while len(pending) * CHUNK < window:
                 chunk = list(islice(it, CHUNK))
@@ -81,12 +110,16 @@ def _prepared(repo: Repository, raws: Iterable[bytes], mapping: Mapping, workers
                 pending.append(pool.submit(prepare_chunk, chunk))
             if not pending:
                 return
-            yield from pending.popleft().result()
+            for packed in pending.popleft().result():
+                yield unpack(packed)
 
 
 def ingest(repo: Repository, raws: Iterable[bytes], *, mapping: Mapping | None = None,
            batch_size: int = 200, workers: int = 0) -> Iterator[tuple[Converted, Outcome]]:
-    """Each message's conversion and outcome, in input order; streams ``raws``."""
+    """Each message's conversion and outcome, in input order; streams ``raws``.
+
+    With ``workers``, the conversion of a message that converted cleanly comes back without
+    its raw bytes and parsed message (key and control id are kept)."""
     mapping = mapping or load()
     stream = _prepared(repo, raws, mapping, workers, window=2 * batch_size + workers * CHUNK)
     while True:

@@ -24,7 +24,6 @@ from adapters.common.landing import Planner, job, outcome
 from adapters.common.result import Problem
 from adapters.gp_referral import ingest
 from adapters.gp_referral.ack import ack
-from adapters.gp_referral.convert import Converted
 from adapters.gp_referral.mapping import Mapping, load
 from server.consent.context import AccessContext
 from server.store.group_commit import GroupCommitter
@@ -44,8 +43,8 @@ class Limits:
     workers: int | None = None
 
 
-def _prepare_one(raw: bytes) -> Converted:
-    return ingest.prepare_chunk([raw])[0]
+def _prepare_one(raw: bytes) -> ingest.Packed:
+    return ingest.prepare_chunk([raw], keep_message=True)[0]
 
 
 @dataclass
@@ -112,7 +111,7 @@ class MllpServer:
         assert self._committer is not None and self._planner is not None
         loop = asyncio.get_running_loop()
         if self._pool is not None:
-            c = await loop.run_in_executor(self._pool, _prepare_one, raw)
+            c = ingest.unpack(await loop.run_in_executor(self._pool, _prepare_one, raw))
         else:
             c = await loop.run_in_executor(None, ingest.prepare, raw, self.mapping, self._planner)
         if not c.ok:
