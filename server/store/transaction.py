@@ -443,10 +443,11 @@ def _apply_planned(u: UnitOfWork, e: _Entry, planned: PlannedEntry, fresh: bool,
             raise PreconditionFailed(f"{e.type}/{e.target_id} does not exist, so If-Match {e.if_match!r} cannot match")
         stored = u._write(e.type, e.target_id, planned.prepared, "PUT", None)
         return {"response": _response("201 Created", stored, base)}
-    if (current is not None and e.if_match is None and _same_content(current.content, res)
-            and u.policy.write_visibility(u.ctx, e.type, "u").everything):
-        # what UnitOfWork.update answers for an identical update, from the version just matched
+    if current is not None and e.if_match is None and _same_content(current.content, res):
+        # UnitOfWork.update's steps for an identical update, on the version just matched
+        # instead of a second lookup: the same permission checks, then nothing written
         u.policy.require(u.ctx, "u", e.type)
+        u._require_existing_writable(e.type, e.target_id, current, "u")
         return {"response": _response("200 OK", current, base)}
     out = u.update(e.type, e.target_id, res, if_match=e.if_match, prepared=planned.prepared)
     return {"response": _response("201 Created" if out.created else "200 OK", out.stored, base)}
