@@ -30,11 +30,13 @@ def cmd_ingest_gp_referral(args: argparse.Namespace, settings: Settings) -> int:
 
         outcomes = ingest_remote(args.fhir_base, _read(args.paths), token=args.token)
     else:
-        from adapters.gp_referral.ingest import ingest
+        from adapters.gp_referral.ingest import default_workers, ingest
         from server.api.app import build_state
 
         state = build_state(settings)
-        outcomes = (o for _, o in ingest(state.repository, _read(args.paths)))
+        workers = default_workers() if args.workers is None else args.workers
+        outcomes = (o for _, o in ingest(state.repository, _read(args.paths), batch_size=args.batch_size,
+                                         workers=workers))
     for o in outcomes:
         rejected += not o.accepted
         print(_line(o.key, o.accepted, o.created, list(o.problems)), flush=True)
@@ -95,6 +97,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fhir-base", help="POST transaction Bundles to this FHIR base instead of the local store")
     p.add_argument("--token", help="bearer token for --fhir-base (default: CAREBRIDGE_TOKEN)")
     p.add_argument("--database-url")
+    p.add_argument("--batch-size", type=int, default=200, help="messages per commit (each in its own savepoint)")
+    p.add_argument("--workers", type=int, help="processes that convert and check messages beside the writer "
+                   "(default: one per core; 0: all in one process)")
     p.set_defaults(handler=cmd_ingest_gp_referral)
 
     check = sub.add_parser("check", help="supplier conformance checks; writes nothing")

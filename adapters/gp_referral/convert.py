@@ -28,10 +28,15 @@ class Converted:
     must_exist: str | None = None  # conditional URL of the referral an I13/I14/I15 acts on
     key: str = ""
     provenance_id: str = ""
+    #: the landable with its plan, when planned ahead of the write (see ``ingest.prepare``)
+    planned: Landable | None = None
+
+    #: MSH-10, kept when the parsed message is not (see ``ingest.pack``)
+    control: str = ""
 
     @property
     def control_id(self) -> str:
-        return self.message.get("MSH", 10) if self.message else ""
+        return self.message.get("MSH", 10) if self.message else self.control
 
     def landable(self) -> Landable:
         assert self.bundle is not None

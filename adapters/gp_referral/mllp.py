@@ -1,9 +1,12 @@
 """The MLLP listener: HL7 v2 over TCP, one ACK per framed message.
 
-Messages from every connection go to one queue; a single writer lands whatever is waiting
-in one commit (each message in its own savepoint) and only then answers. So an AA always
-follows the commit, and a message resent after a lost ACK finds what it wrote and writes
-nothing new (conditional updates on business identifiers).
+Each message is converted, checked and indexed off the event loop (in worker processes
+when there are several cores), then handed to a group committer: the messages that are
+waiting from every connection land in one database transaction, each in its own
+savepoint, and every connection gets its ACK only after that commit. So an AA always
+follows the commit, a bad message rolls back alone (AE/AR, nothing of it lands), and a
+message resent after a lost ACK finds what it wrote and writes nothing new (its
+Provenance, and conditional updates on business identifiers).
 """
 
 from __future__ import annotations
@@ -11,15 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import signal
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.common.landing import land
+from adapters.common.landing import Planner, job, outcome
 from adapters.common.result import Problem
+from adapters.gp_referral import ingest
 from adapters.gp_referral.ack import ack
-from adapters.gp_referral.convert import convert
 from adapters.gp_referral.mapping import Mapping, load
+from server.consent.context import AccessContext
+from server.store.group_commit import GroupCommitter
 from server.store.repository import Repository
 
 log = logging.getLogger("carebridge.mllp")
@@ -30,7 +37,14 @@ SB, EB, CR = 0x0B, 0x1C, 0x0D
 class Limits:
     idle_timeout: float = 300.0
     max_message: int = 1 << 20
+    #: most messages in one commit
     batch: int = 200
+    #: processes converting messages (None: one per core when there are several; 0: threads)
+    workers: int | None = None
+
+
+def _prepare_one(raw: bytes) -> ingest.Packed:
+    return ingest.prepare_chunk([raw], keep_message=True)[0]
 
 
 @dataclass
@@ -38,62 +52,77 @@ class MllpServer:
     repo: Repository
     mapping: Mapping = field(default_factory=load)
     limits: Limits = field(default_factory=Limits)
-    _queue: asyncio.Queue[tuple[bytes, asyncio.Future[bytes]]] | None = None
+    _committer: GroupCommitter | None = None
+    _pool: Executor | None = None
+    _planner: Planner | None = None
     _server: asyncio.base_events.Server | None = None
-    _writer_task: asyncio.Task[None] | None = None
     _connections: set[asyncio.Task[Any]] = field(default_factory=set)
     _reading: set[asyncio.Task[Any]] = field(default_factory=set)
+    _in_flight: int = 0
+    _received: int = 0
+    _idle: asyncio.Event | None = None
     _stopping: bool = False
 
     async def start(self, host: str = "127.0.0.1", port: int = 2575) -> int:
-        self._queue = asyncio.Queue()
-        self._writer_task = asyncio.create_task(self._writer())
+        self._committer = GroupCommitter(self.repo, self.limits.batch, in_thread=True)
+        self._planner = Planner(self.repo)
+        workers = ingest.default_workers() if self.limits.workers is None else self.limits.workers
+        if workers > 0:
+            self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                             initializer=ingest.start_worker,
+                                             initargs=(self.repo, self.mapping, self._planner.key))
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._server = await asyncio.start_server(self._connection, host, port, limit=self.limits.max_message + 16)
         return int(self._server.sockets[0].getsockname()[1])
 
+    @property
+    def in_flight(self) -> int:
+        """Messages received and not yet answered."""
+        return self._in_flight
+
+    @property
+    def received(self) -> int:
+        """Messages received since the start."""
+        return self._received
+
+    async def settled(self) -> None:
+        """Wait until no message is being landed (every one received so far has its outcome)."""
+        assert self._idle is not None
+        await self._idle.wait()
+
     async def stop(self) -> None:
-        """Stop accepting, let connections finish the message they are in, then land what is queued."""
+        """Stop accepting, let connections finish the message they are in, then stop."""
         self._stopping = True
         if self._server:
             self._server.close()
         for task in list(self._reading):  # waiting for a next message: nothing in flight
             task.cancel()
-        if self._queue is not None:
-            await self._queue.join()
+        await self.settled()
         # the rest are writing the ACK of a landed message; they stop after it
         await asyncio.gather(*self._connections, return_exceptions=True)
-        if self._writer_task:
-            self._writer_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer_task
+        if self._committer is not None:
+            self._committer.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
-    async def _writer(self) -> None:
-        assert self._queue is not None
+    async def _land(self, raw: bytes) -> bytes:
+        """The ACK for one message, once it has landed (or why it did not)."""
+        assert self._committer is not None and self._planner is not None
         loop = asyncio.get_running_loop()
-        while True:
-            first = await self._queue.get()
-            items = [first]
-            while len(items) < self.limits.batch and not self._queue.empty():
-                items.append(self._queue.get_nowait())
-            try:
-                acks = await loop.run_in_executor(None, self._land, [raw for raw, _ in items])
-            except Exception as exc:  # the shared commit failed: nothing landed, the sender may retry
-                log.exception("commit failed")
-                acks = [ack(None, [Problem(f"store unavailable: {exc}", code="207", reject=True)])] * len(items)
-            for (_, fut), reply in zip(items, acks, strict=True):
-                if not fut.done():
-                    fut.set_result(reply)
-                self._queue.task_done()
-
-    def _land(self, raws: list[bytes]) -> list[bytes]:
-        converted = [convert(r, self.mapping) for r in raws]
-        ready = [c for c in converted if c.ok]
-        outcomes = iter(land(self.repo, [c.landable() for c in ready]))
-        replies = []
-        for c in converted:
-            problems = list(c.problems) if not c.ok else next(outcomes).problems
-            replies.append(ack(c.message, problems))
-        return replies
+        if self._pool is not None:
+            c = ingest.unpack(await loop.run_in_executor(self._pool, _prepare_one, raw))
+        else:
+            c = await loop.run_in_executor(None, ingest.prepare, raw, self.mapping, self._planner)
+        if not c.ok:
+            return ack(c.message, c.problems)
+        item = c.planned or c.landable()
+        try:
+            ok, value = await self._committer.submit_outcome(AccessContext.system("carebridge-mllp"), job(item))
+        except Exception as exc:  # the shared commit failed: nothing landed, the sender may retry
+            log.exception("commit failed")
+            return ack(c.message, [Problem(f"store unavailable: {exc}", code="207", reject=True)])
+        return ack(c.message, outcome(item, ok, value).problems)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -155,10 +184,20 @@ class MllpServer:
                 await writer.drain()
 
     async def _submit(self, message: bytes) -> bytes:
-        assert self._queue is not None
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        await self._queue.put((message, fut))
-        return await asyncio.shield(fut)
+        """Land one message; shielded, so that a dropped connection does not cut a landing short."""
+        assert self._idle is not None
+        self._in_flight += 1
+        self._received += 1
+        self._idle.clear()
+        task = asyncio.ensure_future(self._land(message))
+
+        def finished(_: asyncio.Future[bytes]) -> None:
+            self._in_flight -= 1
+            if self._in_flight == 0 and self._idle is not None:
+                self._idle.set()
+
+        task.add_done_callback(finished)
+        return await asyncio.shield(task)
 
 
 def _frame(payload: bytes) -> bytes:

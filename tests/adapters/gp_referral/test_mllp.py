@@ -58,8 +58,9 @@ def test_resend_after_lost_ack_does_not_duplicate(repo: Any, fhir: Any) -> None:
         writer.write(frame(msg))
         await writer.drain()
         writer.close()  # the sender goes away before reading its ACK
-        await asyncio.sleep(0)
-        await server._queue.join()  # type: ignore[union-attr]
+        while not server.received:
+            await asyncio.sleep(0.001)
+        await server.settled()  # landed, and the ACK went nowhere
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(frame(msg))
         await writer.drain()
@@ -122,7 +123,7 @@ def test_graceful_shutdown_finishes_in_flight(repo: Any, fhir: Any) -> None:
         idle_reader, _idle_writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(frame(referral("GS1")))
         await writer.drain()
-        while server._queue.empty() and not server._queue._unfinished_tasks:  # type: ignore[union-attr]
+        while not server.received:
             await asyncio.sleep(0.001)
         stopping = asyncio.create_task(server.stop())
         got = await read_ack(reader)
@@ -131,3 +132,79 @@ def test_graceful_shutdown_finishes_in_flight(repo: Any, fhir: Any) -> None:
         return got
     assert asyncio.run(main())[1] == "MSA|AA|GS1I12"
     assert len(fhir.get(f"ServiceRequest?identifier={SR}|GS1").json()["entry"]) == 1
+
+
+def test_group_commit_across_connections_acks_after_commit(repo: Any, fhir: Any) -> None:
+    """Eight senders at once: their messages share commits (each in its own savepoint), a
+    bad one among them is answered AE and lands nothing, and every AA arrives only when
+    its message is committed (another connection to the store sees it)."""
+    sizes: list[int] = []
+    run_batch = repo.run_batch
+
+    def observed(jobs: list[Any]) -> list[Any]:
+        sizes.append(len(jobs))
+        return run_batch(jobs)
+
+    repo.run_batch = observed
+    problems: list[str] = []
+
+    async def body(port: int, server: MllpServer) -> list[str]:
+        async def client(n: int) -> list[str]:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            got = []
+            for i in range(4):
+                bad = n == 3 and i == 2
+                writer.write(frame(referral(f"G{n}-{i}", nhs="9434765918" if bad else "9434765919")))
+                await writer.drain()
+                msa = (await read_ack(reader))[1]
+                got.append(msa)
+                committed = fhir.get(f"ServiceRequest?identifier={SR}|G{n}-{i}").json().get("entry", [])
+                if msa.startswith("MSA|AA|") and not committed:
+                    problems.append(f"AA for G{n}-{i} before its commit")
+            writer.close()
+            return got
+        results = await asyncio.gather(*(client(n) for n in range(8)))
+        return [a for r in results for a in r]
+
+    acks = with_server(repo, body, Limits(workers=1))
+    assert problems == []
+    assert sum(a.startswith("MSA|AA|") for a in acks) == 31
+    assert [a for a in acks if not a.startswith("MSA|AA|")] == ["MSA|AE|G3-2I12"]
+    assert max(sizes) > 1 and sum(sizes) == 31  # shared commits; the AE never reached the store
+    assert len(fhir.get("ServiceRequest?_count=100").json()["entry"]) == 31
+    assert fhir.get(f"ServiceRequest?identifier={SR}|G3-2").json().get("entry", []) == []
+
+
+def test_resend_on_a_new_connection_while_others_send(repo: Any, fhir: Any) -> None:
+    """A sender drops its connection before the ACK and resends on a new one while other
+    connections keep sending: the message is there once, at version 1."""
+    msg = referral("RS2")
+
+    async def body(port: int, server: MllpServer) -> list[str]:
+        async def other(n: int) -> None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            for i in range(3):
+                writer.write(frame(referral(f"O{n}-{i}", nhs="9434765870")))
+                await writer.drain()
+                await read_ack(reader)
+            writer.close()
+
+        async def dropper() -> list[str]:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(frame(msg))
+            await writer.drain()
+            writer.close()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(frame(msg))
+            await writer.drain()
+            got = await read_ack(reader)
+            writer.close()
+            return got
+        results = await asyncio.gather(dropper(), *(other(n) for n in range(4)))
+        return results[0]  # type: ignore[no-any-return]
+
+    got = with_server(repo, body, Limits(workers=0))
+    assert got[1] == "MSA|AA|RS2I12"
+    sr = fhir.get(f"ServiceRequest?identifier={SR}|RS2").json()["entry"]
+    assert len(sr) == 1 and sr[0]["resource"]["meta"]["versionId"] == "1"
+    assert len(fhir.get("ServiceRequest?_count=100").json()["entry"]) == 13
