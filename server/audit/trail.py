@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -87,6 +88,7 @@ class AuditTrail:
         self._closing = False
         self._recovered = False
         self._busy = False
+        self._lock = threading.Lock()
 
     # -- the store ---------------------------------------------------------------------------
     @property
@@ -158,14 +160,18 @@ class AuditTrail:
 
     # -- the writer --------------------------------------------------------------------------
     def _ensure_writer(self) -> None:
-        if self._task is not None and not self._task.done():
-            return
+        """A writer task on the running loop. A task left on another loop (an application
+        served by one event loop after another, as test clients do) is replaced; it stops
+        at its next turn, when it sees it is no longer the writer."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no loop (a command-line caller): flush() stores the queue
+        task = self._task
+        if task is not None and not task.done() and task.get_loop() is loop:
+            return
         self._wake, self._room = asyncio.Event(), asyncio.Event()
-        self._task = loop.create_task(self._run(), name="audit-writer")
+        self._task = loop.create_task(self._run(self._wake, self._room), name="audit-writer")
 
     async def start(self) -> None:
         if not self._recovered:
@@ -173,38 +179,46 @@ class AuditTrail:
             self._recover()
         self._ensure_writer()
 
-    async def _run(self) -> None:
-        assert self._wake is not None and self._room is not None
+    async def _run(self, wake: asyncio.Event, room: asyncio.Event) -> None:
         delay = 0.0
         while True:
             if delay:
                 await asyncio.sleep(delay)
             elif len(self.pending) < self.batch_size and not self._closing:
-                self._wake.clear()
+                wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.interval)
+                    await asyncio.wait_for(wake.wait(), self.interval)
+            if self._task is not asyncio.current_task():
+                return  # replaced by a writer on another loop
             if not self.pending:
                 if self._closing:
                     return
                 continue
-            batch = self.pending[: self.batch_size]
             self._busy = True
             try:
-                await to_thread.run_sync(self.write_batch, batch)
+                await to_thread.run_sync(self._write_next)
             except Exception:
                 self.failures += 1
                 delay = min(max(delay * 2, 0.2), 5.0)
                 log.exception("audit: storing %d events failed (%d waiting); retrying in %.1fs",
-                              len(batch), len(self.pending), delay)
+                              min(len(self.pending), self.batch_size), len(self.pending), delay)
                 if self._closing and delay >= 5.0:
                     return
                 continue
             finally:
                 self._busy = False
             delay = 0.0
-            del self.pending[: len(batch)]
             if len(self.pending) < self.max_pending:
-                self._room.set()
+                room.set()
+
+    def _write_next(self) -> None:
+        """Store the batch at the head of the queue and take it off (a worker thread). One
+        writer at a time, so a batch is never stored twice, even by writers of two loops."""
+        with self._lock:
+            batch = self.pending[: self.batch_size]
+            if batch:
+                self.write_batch(batch)
+                del self.pending[: len(batch)]
 
     def write_batch(self, batch: list[Access]) -> None:
         """Build and store one batch of events in one transaction (a worker thread)."""
@@ -239,18 +253,16 @@ class AuditTrail:
     def flush(self) -> None:
         """Store everything queued, now, on this thread (command-line callers and tests)."""
         while self.pending:
-            batch = self.pending[: self.batch_size]
-            self.write_batch(batch)
-            del self.pending[: len(batch)]
+            self._write_next()
 
     async def close(self) -> None:
         """Drain the queue (the application is stopping)."""
         self._closing = True
         task = self._task
-        if self.pending:
+        if self.pending or (task is not None and task.get_loop() is not asyncio.get_running_loop()):
             self._ensure_writer()
             task = self._task
-        if task is not None:
+        if task is not None and task.get_loop() is asyncio.get_running_loop():
             assert self._wake is not None
             self._wake.set()
             try:

@@ -185,3 +185,19 @@ def test_a_full_queue_holds_requests_and_then_refuses_them(audit_settings, tmp_p
         assert client.get("/fhir/Patient?family=Again", headers=h).status_code == 200
         client.portal.call(trail.settle)
         assert trail.written == 4
+
+
+def test_one_application_served_by_two_event_loops_loses_nothing(audited_app, audit_settings):
+    """Two clients of one application, each with its own event loop, open at once and
+    closed one after the other (as the suite's fixtures do): every request is stored once."""
+    trail = audited_app.state.api.audit
+    h = _headers(audited_app)
+    with TestClient(audited_app, base_url=BASE) as first, TestClient(audited_app, base_url=BASE) as second:
+        for n in range(40):
+            client = first if n % 2 else second
+            assert client.get(f"/fhir/Patient?family=Loop{n}", headers=h).status_code == 200
+        second.portal.call(trail.settle)
+        for n in range(10):
+            assert first.get(f"/fhir/Patient?family=Late{n}", headers=h).status_code == 200
+    assert trail.pending == [] and trail.written == 50
+    assert _count(audit_settings) == 50
