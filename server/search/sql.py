@@ -132,8 +132,13 @@ class SqlCompiler:
         assert clause.param is not None
         d = date_index.c
         groups = [clause.values, *clause.same_row]
-        conds = [or_(*(self._date_value(v, d.low, d.high, clause.param.code) for v in g)) for g in groups]
-        base = select(d.resource_pk).where(self._pid(date_index, clause.param.param_id), *conds)
+        code, pid = clause.param.code, clause.param.param_id
+
+        def matching(low: Any, high: Any) -> Any:
+            conds = [or_(*(self._date_value(v, low, high, code) for v in g)) for g in groups]
+            return select(d.resource_pk).where(self._pid(date_index, pid), *conds)
+
+        base = matching(d.low, d.high)
         narrow = self.narrow_dates and not self.correlated and shape_of(clause).bounded
         access = low_access(groups) if narrow else None
         if access is None:
@@ -143,8 +148,10 @@ class SqlCompiler:
             stretch = stretch.where(d.low >= access.lower)
         if not access.points:
             return self._member(r, stretch)
-        # the points lie below the stretch, so the two parts never share a row
-        return self._member(r, union_all(stretch, base.where(d.low.in_(access.points))))
+        # the points lie below the stretch, so no two parts share a row; at a point the
+        # comparisons read "+ 0", or SQLite would walk their range of low or high instead
+        points = matching(d.low + 0, d.high + 0).where(d.low.in_(access.points))
+        return self._member(r, union_all(stretch, points))
 
     @staticmethod
     def _table(kind: str) -> Any:
