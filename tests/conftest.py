@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from carebridge.config import Settings
 from server.api.app import create_app
@@ -211,3 +211,30 @@ def module_fhir(module_app: Any) -> Iterator[Fhir]:
     """A client over a store shared by the module's tests (which must not change its data)."""
     with TestClient(module_app, base_url=BASE) as client:
         yield Fhir(client, module_app.state.api.tokens.issue("test-client", "system/*.cruds"))
+
+
+# -- migrations: an empty database nothing has migrated yet ----------------------------------------
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on an empty database (a new SQLite file, or a PostgreSQL database of its own)."""
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'fresh.sqlite'}")
+        yield engine
+        engine.dispose()
+        return
+    with _scratch_database(f"carebridge_mig_{uuid.uuid4().hex[:12]}") as url:
+        engine = make_engine(url)
+        yield engine
+        engine.dispose()
+
+
+def alembic_step(engine: Engine, action: str, revision: str) -> None:
+    """Run Alembic's ``upgrade`` or ``downgrade`` to ``revision`` on ``engine``."""
+    from alembic import command
+
+    from server.store.engine import alembic_config
+
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        getattr(command, action)(cfg, revision)

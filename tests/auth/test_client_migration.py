@@ -3,47 +3,21 @@ tables appear on upgrade, match the schema module, go on downgrade to 0003 and c
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from alembic import command
 from joserfc.jwk import ECKey
 from sqlalchemy import Engine, inspect
 
 from server.auth.clients import Client, ClientRegistry
-from server.store.engine import alembic_config, make_engine, migrate
+from server.store.engine import migrate
 from server.store.schema import auth_assertion_jti, auth_client
 from tests.auth.conftest import public_jwks
-from tests.conftest import _scratch_database
+from tests.conftest import alembic_step
 
 TABLES = {"auth_client", "auth_assertion_jti"}
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def fresh_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """An engine on an empty database nothing has migrated yet."""
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'fresh.sqlite'}")
-        yield engine
-        engine.dispose()
-        return
-    with _scratch_database(f"carebridge_mig_{uuid.uuid4().hex[:12]}") as url:
-        engine = make_engine(url)
-        yield engine
-        engine.dispose()
-
-
-def _alembic(engine: Engine, action: str, revision: str) -> None:
-    cfg = alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        getattr(command, action)(cfg, revision)
-
 
 def test_0004_creates_the_registry_tables_and_downgrades(fresh_engine: Engine, ec_key: ECKey) -> None:
-    _alembic(fresh_engine, "upgrade", "0003")
+    alembic_step(fresh_engine, "upgrade", "0003")
     assert not TABLES & set(inspect(fresh_engine).get_table_names())
     migrate(fresh_engine)
     found = inspect(fresh_engine)
@@ -61,7 +35,7 @@ def test_0004_creates_the_registry_tables_and_downgrades(fresh_engine: Engine, e
     assert not registry.use_jti("c1", "j1", 2_000_000_000, 1_000.0)
     assert registry.use_jti("c2", "j1", 2_000_000_000, 1_000.0)  # jti values are per client
 
-    _alembic(fresh_engine, "downgrade", "0003")
+    alembic_step(fresh_engine, "downgrade", "0003")
     assert not TABLES & set(inspect(fresh_engine).get_table_names())
     migrate(fresh_engine)
     assert set(inspect(fresh_engine).get_table_names()) >= TABLES
