@@ -163,9 +163,8 @@ async def conditional_delete(request: Request) -> Response:
     return fhir_response(information(f"{n} {rtype} deleted"), 200)
 
 
-async def search_type(request: Request) -> Response:
-    check_accept(request)
-    rtype = resource_type(request.path_params["type"])
+async def search_parameters(request: Request) -> list[tuple[str, str]]:
+    """A search's parameters: the URL's, and for ``POST _search`` the form body's too."""
     pairs = list(request.query_params.multi_items())
     if request.method == "POST":
         ctype = request.headers.get("content-type", "").split(";")[0].strip()
@@ -173,6 +172,13 @@ async def search_type(request: Request) -> Response:
             raise BadRequest("POST _search takes application/x-www-form-urlencoded parameters",
                              status=415, code="not-supported")
         pairs += parse_qsl((await request.body()).decode(), keep_blank_values=True)
+    return pairs
+
+
+async def search_type(request: Request) -> Response:
+    check_accept(request)
+    rtype = resource_type(request.path_params["type"])
+    pairs = await search_parameters(request)
     return await _search(request, [rtype], pairs, f"{state(request).base}/{rtype}")
 
 

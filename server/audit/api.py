@@ -12,15 +12,13 @@ like any other visibility: to anyone else the trail is empty and every event unk
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from server.api import interactions as rest
 from server.api.context import access_context, state
 from server.api.http import check_accept, fhir_response, version_headers
-from server.fhir.errors import BadRequest, MethodNotAllowed
+from server.fhir.errors import MethodNotAllowed
 from server.store.repository import Repository
 
 
@@ -38,13 +36,7 @@ async def read(request: Request) -> Response:
 
 async def search(request: Request) -> Response:
     check_accept(request)
-    pairs = list(request.query_params.multi_items())
-    if request.method == "POST":
-        ctype = request.headers.get("content-type", "").split(";")[0].strip()
-        if ctype not in ("application/x-www-form-urlencoded", ""):
-            raise BadRequest("POST _search takes application/x-www-form-urlencoded parameters",
-                             status=415, code="not-supported")
-        pairs += parse_qsl((await request.body()).decode(), keep_blank_values=True)
+    pairs = await rest.search_parameters(request)
     return await rest.search_in(request, _repository(request), ["AuditEvent"], pairs,
                                 f"{state(request).base}/AuditEvent")
 
