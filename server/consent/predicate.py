@@ -39,6 +39,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     FromClause,
+    Table,
     and_,
     exists,
     false,
@@ -135,29 +136,24 @@ class ConsentPredicate:
         return self._actor_keys
 
     def _referring(self, rtype: str, code: str, target: str) -> list[str]:
+        """Ids of ``rtype`` resources whose reference parameter ``code`` points at ``target``."""
+        ttype, _, tid = target.partition("/")
+        ri = reference_index
+        return self._ids(rtype, code, ri, [ri.c.target_id == tid, ri.c.target_type == ttype], 1000)
+
+    def _by_identifier(self, rtype: str, system: str, value: str) -> list[str]:
+        ti = token_index
+        return self._ids(rtype, "identifier", ti, [ti.c.code == value, ti.c.system == system], 100)
+
+    def _ids(self, rtype: str, code: str, index: Table, match: list[ColumnElement[bool]], limit: int) -> list[str]:
+        """Ids of current ``rtype`` resources with a row in ``index`` for parameter ``code``."""
         param = self.registry.get(rtype, code)
         if param is None:
             return []
-        ttype, _, tid = target.partition("/")
-        ri = reference_index
         rows = self.conn.execute(
-            select(resource.c.id).select_from(resource.join(ri, ri.c.resource_pk == resource.c.pk))
-            .where(ri.c.param_id == param.param_id, ri.c.target_id == tid, ri.c.target_type == ttype,
-                   resource.c.deleted == false())
-            .limit(1000)
-        )
-        return [row.id for row in rows]
-
-    def _by_identifier(self, rtype: str, system: str, value: str) -> list[str]:
-        param = self.registry.get(rtype, "identifier")
-        if param is None:
-            return []
-        ti = token_index
-        rows = self.conn.execute(
-            select(resource.c.id).select_from(resource.join(ti, ti.c.resource_pk == resource.c.pk))
-            .where(ti.c.param_id == param.param_id, ti.c.code == value, ti.c.system == system,
-                   resource.c.deleted == false())
-            .limit(100)
+            select(resource.c.id).select_from(resource.join(index, index.c.resource_pk == resource.c.pk))
+            .where(index.c.param_id == param.param_id, *match, resource.c.deleted == false())
+            .limit(limit)
         )
         return [row.id for row in rows]
 
