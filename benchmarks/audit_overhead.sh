@@ -16,6 +16,8 @@
 # Writes http.json, loadgen.log, machine.txt, the server logs and summary.md to OUT_DIR.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benchmarks/_serve.sh
+source "$root/benchmarks/_serve.sh"
 peers=${CAREBRIDGE_PEERS_DIR:-$root/../shared/peers}
 out=${1:-$root/benchmarks/results/audit-$(date -u +%Y%m%dT%H%M%SZ)}
 cb=$root/.venv/bin/carebridge
@@ -26,12 +28,6 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/carebridge-bench-audit.XXXXXX")
 labels=(audit-off audit-own audit-main)
 pids=()
 
-stop() {  # PID: TERM, then KILL after 30 s
-  kill "$1" 2>/dev/null || return 0
-  for _ in $(seq 300); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-  kill -9 "$1" 2>/dev/null
-  return 0
-}
 cleanup() {
   for p in "${pids[@]}"; do stop "$p"; done
   rm -rf "$work"
@@ -39,22 +35,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() {  # URL PID
-  for _ in $(seq 240); do
-    kill -0 "$2" 2>/dev/null || return 1
-    [[ $(curl -s -o /dev/null -w '%{http_code}' "$1") == 200 ]] && return 0
-    sleep 0.5
-  done
-  return 1
-}
-
 {
-  echo "date: $(date -u +%FT%TZ)"; echo "commit: $(git -C "$root" describe --always --dirty --abbrev=7)"
-  echo "nproc: $(nproc)"; echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-  echo "memory: $(free -h | awk '/Mem:/{print $2}')"; echo "kernel: $(uname -r)"
-  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "loadgen args: ${LOADGEN_ARGS:-(defaults)}"
+  machine_lines "$root"
 } | tee "$out/machine.txt" >&2
 
 client_py=$("$peers/setup-client.sh") || { echo "audit_overhead: setup-client.sh failed" >&2; exit 1; }

@@ -15,6 +15,8 @@
 # Writes http.json (loadgen), loadgen.log, machine.txt, the server logs and summary.md to OUT_DIR.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benchmarks/_serve.sh
+source "$root/benchmarks/_serve.sh"
 peers=${CAREBRIDGE_PEERS_DIR:-$root/../shared/peers}
 pg=${CAREBRIDGE_BENCH_PG:-postgresql://postgres@127.0.0.1:5432}
 out=${1:-$root/benchmarks/results/http-$(date -u +%Y%m%dT%H%M%SZ)}
@@ -27,14 +29,8 @@ db_made=
 server_pids=()
 worker_pids=()
 
-stop() {  # PID: TERM, then KILL after 20 s
-  kill "$1" 2>/dev/null || return 0
-  for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-  kill -9 "$1" 2>/dev/null
-  return 0
-}
 cleanup() {
-  for p in "${server_pids[@]}"; do stop "$p"; done
+  for p in "${server_pids[@]}"; do stop "$p" 20; done
   for p in "${worker_pids[@]}"; do kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null; done
   if [[ -n $db_made ]]; then
     psql "$pg/postgres" -qAtc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 \
@@ -45,22 +41,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() {  # URL PID: up to 120 s for a 200
-  for _ in $(seq 240); do
-    kill -0 "$2" 2>/dev/null || return 1
-    [[ $(curl -s -o /dev/null -w '%{http_code}' "$1") == 200 ]] && return 0
-    sleep 0.5
-  done
-  return 1
-}
 
 {
-  echo "date: $(date -u +%FT%TZ)"; echo "commit: $(git -C "$root" describe --always --dirty --abbrev=7)"
-  echo "nproc: $(nproc)"; echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-  echo "memory: $(free -h | awk '/Mem:/{print $2}')"; echo "kernel: $(uname -r)"
+  machine_lines "$root"
   echo "postgres: $(psql "$pg/postgres" -qAtc 'show server_version' 2>&1)"
-  echo "loadgen args: ${LOADGEN_ARGS:-(defaults)}"
 } | tee "$out/machine.txt" >&2
 
 "$peers/setup-medplum.sh" router >&2 || exit 1
