@@ -19,7 +19,9 @@ class AccessContext:
     break_glass_reason: str | None = None
     #: the launch patient for ``patient/`` scopes (a Patient id)
     patient: str | None = None
-    request_id: str | None = None
+    #: not part of who is asking: contexts of one caller compare equal across requests,
+    #: so decisions cached by caller (server.consent.callers.caller_of) are reused
+    request_id: str | None = field(default=None, compare=False)
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property

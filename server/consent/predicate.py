@@ -360,9 +360,7 @@ class ConsentPredicate:
             or_(c.period_high.is_(None), c.period_high >= now),
             or_(c.by_actor == false(), self._term(r, rule, "actor", lambda t: t.c.value.in_(self.actor_keys()))),
             or_(c.by_purpose == false(), self._term(r, rule, "purpose", lambda t: t.c.value == self.caller.purpose)),
-            or_(c.by_class == false(), self._term(r, rule, "class", lambda t: self._class_match(r, t))),
-            or_(c.by_label == false(), self._term(r, rule, "label", lambda t: self._label_match(r, t))),
-            or_(c.by_data == false(), self._term(r, rule, "data", lambda t: self._data_match(r, t))),
+            self._matches_resource(r, rule),
         ]
         return and_(*preds)
 

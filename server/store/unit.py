@@ -126,7 +126,6 @@ class UnitOfWork:
         self.ctx = ctx
         self.policy = repo.policy
         self.compiler = SqlCompiler(repo.base_url, self.visible)
-        self._visibility_cache: dict[tuple[str, str], ColumnElement[bool] | None] = {}
         self._consent_predicates: dict[Caller, ConsentPredicate] = {}
         self._now: int | None = None
 

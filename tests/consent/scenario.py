@@ -172,6 +172,10 @@ _health_a = {"Patient/a", "RelatedPerson/carer-a", "RelatedPerson/relative-a", "
 _health_b = {"Patient/b", "ServiceRequest/sr-b", "CarePlan/cp-b", "Consent/consent-b-proposed"}
 _health_c = {"Patient/c", "ServiceRequest/sr-c", "Consent/consent-c-objection"}
 
+#: each service user's compartment
+COMPARTMENT = {"a": _health_a | {"Observation/obs-a-social"}, "b": _health_b | {"Observation/obs-b-social"},
+               "c": set(_health_c)}
+
 #: what each caller may see of the store
 EXPECTED: dict[str, set[str]] = {
     "custodian": DIRECTORY | _health_a | _health_b | _health_c | {"Observation/obs-a-social"},
