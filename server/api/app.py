@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from carebridge.config import Settings
-from server.api import conformance, oauth, package_pages, transaction, validate
+from server.api import access_report, conformance, oauth, package_pages, transaction, validate
 from server.api import dialog as dialog_api
 from server.api import interactions as rest
 from server.api.capability import capability_statement, smart_configuration
@@ -95,6 +95,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/fhir/_history", rest.history),
     ("GET", "/fhir/Patient/{id}/$everything", rest.everything),
     ("GET", "/fhir/Patient/{id}/$dialog-trend", dialog_api.trend),
+    ("GET", "/fhir/Patient/{id}/$access-report", access_report.report),
     *audit_api.ROUTES,
     ("GET", "/fhir/{type}/_history", rest.history),
     ("POST", "/fhir/{type}/_search", rest.search_type),

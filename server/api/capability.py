@@ -58,6 +58,10 @@ def _statement(base: str, token_url: str, registry_id: int, registry: SearchPara
                 {"name": "dialog-trend", "definition": "https://fhir.carebridge.example/OperationDefinition/dialog-trend",
                  "documentation": "DIALOG scores and item ratings over time: a searchset of the derived Observations "
                                   "sorted by date, as Observation?subject=Patient/{id}&code=...&_sort=date"},
+                {"name": "access-report",
+                 "definition": "https://fhir.carebridge.example/OperationDefinition/access-report",
+                 "documentation": "who can see what of the record and why (custodian, each Consent as enforced), "
+                                  "and who looked at it; for the service user, their care team and auditors"},
                 VALIDATE,
             ]
         resources.append(entry)
