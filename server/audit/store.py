@@ -12,22 +12,30 @@ keep AuditEvents in the clinical store itself. See README.md for the figures beh
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, select, text, tuple_
+import orjson
+from sqlalchemy import Connection, Engine, create_engine, delete, insert, select, text, tuple_
 
 from carebridge.config import Settings
+from server.consent.context import AccessContext
 from server.definitions.search_parameters import SearchParameterRegistry, default_registry
+from server.fhir.dates import now_instant
+from server.search.query import SearchQuery
 from server.store.engine import make_engine, migrate, normalise_url
 from server.store.indexing import build_rows
+from server.store.records import SearchPage
 from server.store.reindex import check_definitions
 from server.store.repository import Repository
-from server.store.schema import compartment, resource, resource_version
+from server.store.schema import audit_journal, compartment, resource, resource_version
 
 PG_SCHEMA = "carebridge_audit"
 _LOCK_KEY = 0x63626175  # "cbau": one audit-store set-up at a time
 MAIN = "main"
+#: the context the journal is indexed under: the audit writer's own
+WRITER_CONTEXT = AccessContext.system("carebridge-audit", "system/AuditEvent.c")
 
 
 def audit_database_url(settings: Settings, env: dict[str, str] | None = None) -> str:
@@ -80,15 +88,13 @@ def open_repository(url: str, registry: SearchParameterRegistry | None = None,
                     base_url: str | None = None, **kw: Any) -> Repository:
     registry = registry or default_registry()
     engine = make_audit_engine(url, registry)
-    return Repository(engine, registry, base_url=base_url, **kw)
+    return AuditRepository(engine, registry, base_url=base_url, **kw)
 
 
 def patient_accesses(store: Repository, patient_id: str, *, count: int = 100,
                      since: str | None = None) -> list[dict[str, Any]]:
     """Who looked at this patient: the newest ``count`` AuditEvents naming the patient
     (``AuditEvent?patient=Patient/<id>&_sort=-date``, on the indexed ``patient`` parameter)."""
-    from server.consent.context import AccessContext
-
     auditor = AccessContext.system("carebridge-access-report", "system/AuditEvent.rs")
     params = [("patient", f"Patient/{patient_id}"), ("_sort", "-date"), ("_count", str(count))]
     if since:
@@ -142,8 +148,6 @@ def compartment_patients(engine: Engine, registry: SearchParameterRegistry,
             v = resource_version.c
             rows = conn.execute(select(v.resource_pk, v.version_id, v.content).where(
                 tuple_(v.resource_pk, v.version_id).in_(sorted(gone))))
-            import orjson
-
             for row in rows:
                 if row.content:
                     patients = build_rows(orjson.loads(row.content), registry).patients
@@ -152,18 +156,16 @@ def compartment_patients(engine: Engine, registry: SearchParameterRegistry,
 
 
 def insert_events(store: Repository, ctx: Any, events: list[dict[str, Any]]) -> None:
-    """Store a batch of new AuditEvents in one transaction: one multi-row insert per table
-    (resource, resource_version, each index table) for the whole batch, as the bulk
-    loader does, instead of a savepoint and a round of inserts per event. The events are
-    built by the server, so they are indexed, not re-validated."""
-    import uuid
-
-    import orjson
-    from sqlalchemy import insert
-
-    from server.fhir.dates import now_instant
-
+    """Store a batch of new AuditEvents, indexed, in one transaction."""
     store.policy.require(ctx, "c", "AuditEvent")
+    with store.unit(ctx) as u:
+        _insert_indexed(store, u.conn, ctx.author, events)
+
+
+def _insert_indexed(store: Repository, conn: Connection, author: str | None, events: list[dict[str, Any]]) -> None:
+    """One multi-row insert per table (resource, resource_version, each index table) for the
+    whole batch, as the bulk loader does, instead of a savepoint and a round of inserts per
+    event. The events are built by the server, so they are indexed, not re-validated."""
     stamp, micros = now_instant()
     rows, bodies = [], []
     for event in events:
@@ -174,16 +176,67 @@ def insert_events(store: Repository, ctx: Any, events: list[dict[str, Any]]) -> 
         bodies.append(body)
         rows.append({"resource_type": "AuditEvent", "id": rid, "version_id": 1, "last_updated": micros,
                      "deleted": False, "content": orjson.dumps(body)})
+    pks = conn.execute(insert(resource).returning(resource.c.pk, sort_by_parameter_order=True),
+                       rows).scalars().all()
+    tables: dict[str, list[dict[str, Any]]] = {"resource_version": [
+        {"resource_pk": pk, "version_id": 1, "resource_type": "AuditEvent", "id": row["id"],
+         "last_updated": micros, "method": "POST", "content": row["content"], "author": author}
+        for pk, row in zip(pks, rows, strict=True)
+    ]}
+    for pk, body in zip(pks, bodies, strict=True):
+        for name, found in build_rows(body, store.registry, store.base_url).with_key(pk).items():
+            tables.setdefault(name, []).extend(found)
+    store.writer.insert_rows(conn, tables)
+
+
+# -- the journal: stored at once, indexed when there is time -----------------------------------------
+def journal_events(store: Repository, ctx: Any, events: list[dict[str, Any]]) -> None:
+    """Append a batch of AuditEvents to the journal: one row each, no index rows. This is
+    all the trail does while requests are being served; :func:`index_journal` turns the
+    rows into searchable AuditEvents later. A journal row is as durable as an AuditEvent."""
+    store.policy.require(ctx, "c", "AuditEvent")
     with store.unit(ctx) as u:
-        conn = u.conn
-        pks = conn.execute(insert(resource).returning(resource.c.pk, sort_by_parameter_order=True),
-                           rows).scalars().all()
-        tables: dict[str, list[dict[str, Any]]] = {"resource_version": [
-            {"resource_pk": pk, "version_id": 1, "resource_type": "AuditEvent", "id": row["id"],
-             "last_updated": micros, "method": "POST", "content": row["content"], "author": ctx.author}
-            for pk, row in zip(pks, rows, strict=True)
-        ]}
-        for pk, body in zip(pks, bodies, strict=True):
-            for name, found in build_rows(body, store.registry, store.base_url).with_key(pk).items():
-                tables.setdefault(name, []).extend(found)
-        store.writer.insert_rows(conn, tables)
+        u.conn.execute(insert(audit_journal), [{"content": orjson.dumps(e)} for e in events])
+
+
+def index_journal(store: Repository, author: str | None = None, *, limit: int | None = None,
+                  chunk: int = 500) -> int:
+    """Index journalled AuditEvents, oldest first, ``chunk`` per transaction, until the
+    journal is empty (or ``limit`` are done); returns how many. Each transaction takes its
+    rows off the journal (on PostgreSQL skipping rows another worker is taking) and stores
+    them as AuditEvents, so an event is indexed exactly once, whoever gets there first."""
+    done = 0
+    j = audit_journal.c
+    while limit is None or done < limit:
+        take = chunk if limit is None else min(chunk, limit - done)
+        with store.unit(WRITER_CONTEXT) as u:
+            oldest = select(j.seq).order_by(j.seq).limit(take)
+            if not store.is_sqlite:
+                oldest = oldest.with_for_update(skip_locked=True)
+            taken = u.conn.execute(delete(audit_journal).where(j.seq.in_(oldest.scalar_subquery()))
+                                   .returning(j.seq, j.content)).all()
+            if not taken:
+                return done
+            events = [orjson.loads(row.content) for row in sorted(taken, key=lambda r: r.seq)]
+            _insert_indexed(store, u.conn, author, events)
+        done += len(taken)
+    return done
+
+
+def journal_waiting(store: Repository) -> bool:
+    """Whether any journalled AuditEvent is waiting to be indexed (one indexed look-up)."""
+    with store.engine.connect() as conn:
+        return conn.execute(select(audit_journal.c.seq).limit(1)).first() is not None
+
+
+class AuditRepository(Repository):
+    """The audit store's repository: a search first indexes whatever the journal holds, so
+    that every reader (the API, ``$access-report``, ``carebridge audit``) sees every event
+    stored, however recently."""
+
+    def search(
+        self, ctx: AccessContext, query: SearchQuery, *, offset: int = 0, after: int | list[int] | None = None
+    ) -> SearchPage:
+        if journal_waiting(self):
+            index_journal(self)
+        return super().search(ctx, query, offset=offset, after=after)

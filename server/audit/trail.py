@@ -4,8 +4,11 @@ batches off the request path.
 :class:`AuditMiddleware` wraps the FHIR router. When a response has gone it appends one
 :class:`~server.audit.events.Access` to the trail's queue (a list append; no I/O, no JSON).
 A writer task wakes every ``interval`` seconds, or as soon as ``batch_size`` events wait,
-and on a worker thread looks up the patients concerned, builds the AuditEvents and stores
-the whole batch in one transaction of the audit store.
+and on a worker thread looks up the patients concerned, builds the AuditEvents and appends
+the whole batch to the audit store's journal in one transaction. The journal is indexed
+when the server is idle (``idle`` seconds without a request), or regardless once
+``max_unindexed`` events wait; any search of the audit store indexes it first
+(:class:`~server.audit.store.AuditRepository`), so no reader misses an event.
 
 Nothing is dropped:
 
@@ -37,7 +40,7 @@ from anyio import to_thread
 from server.audit import capture
 from server.audit.events import Access, instant, outcome_code, rest_event
 from server.audit.events import token_event as build_token_event
-from server.audit.store import compartment_patients, insert_events
+from server.audit.store import AuditRepository, compartment_patients, index_journal, insert_events, journal_events
 from server.consent.context import AccessContext
 from server.definitions.search_parameters import SearchParameterRegistry
 from server.store.repository import Repository
@@ -66,6 +69,9 @@ class AuditTrail:
         full_wait: float = 10.0,
         drain_timeout: float = 10.0,
         spill_dir: Path | None = None,
+        idle: float = 0.5,
+        index_chunk: int = 500,
+        max_unindexed: int = 200_000,
     ) -> None:
         self._store = store if isinstance(store, Repository) else None
         self._open_store = store if not isinstance(store, Repository) else None
@@ -77,10 +83,17 @@ class AuditTrail:
         self.full_wait = full_wait
         self.drain_timeout = drain_timeout
         self.spill_dir = spill_dir
+        self.idle = idle
+        self.index_chunk = index_chunk
+        self.max_unindexed = max_unindexed
         self.pending: list[Access] = []
+        #: journalled events not yet indexed, as far as this process knows (at start: maybe some)
+        self.unindexed = 1
+        self._last_record = 0.0
         #: counters, for tests and the log
         self.batches = 0
         self.written = 0
+        self.indexed = 0
         self.failures = 0
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -107,6 +120,7 @@ class AuditTrail:
     def record(self, access: Access) -> None:
         """Queue one event (never blocks; see :meth:`room` for the bound)."""
         self.pending.append(access)
+        self._last_record = time.monotonic()
         self._ensure_writer()
         if len(self.pending) >= self.batch_size and self._wake is not None:
             self._wake.set()
@@ -193,6 +207,8 @@ class AuditTrail:
             if not self.pending:
                 if self._closing:
                     return
+                if self._index_due():
+                    await self._index_in_thread()
                 continue
             self._busy = True
             try:
@@ -210,6 +226,18 @@ class AuditTrail:
             delay = 0.0
             if len(self.pending) < self.max_pending:
                 room.set()
+            if self.unindexed >= self.max_unindexed:
+                await self._index_in_thread()
+
+    async def _index_in_thread(self) -> None:
+        """Index a chunk of the journal; a failure is logged and left for the next turn
+        (the events are safe in the journal meanwhile)."""
+        try:
+            await to_thread.run_sync(self._index_next)
+        except Exception:
+            log.exception("audit: indexing the journal failed (about %d events waiting); retrying later",
+                          self.unindexed)
+            self._last_record = time.monotonic()  # back off for one idle period
 
     def _write_next(self) -> None:
         """Store the batch at the head of the queue and take it off (a worker thread). One
@@ -221,11 +249,31 @@ class AuditTrail:
                 del self.pending[: len(batch)]
 
     def write_batch(self, batch: list[Access]) -> None:
-        """Build and store one batch of events in one transaction (a worker thread)."""
+        """Build and store one batch of events in one transaction (a worker thread): into
+        the journal of an audit store of its own (indexed later, see :meth:`_index_due`),
+        indexed at once when AuditEvents share the clinical store."""
         events = self.build(batch)
-        insert_events(self.store, WRITER, events)
+        store = self.store
+        if isinstance(store, AuditRepository):
+            journal_events(store, WRITER, events)
+            self.unindexed += len(events)
+        else:
+            insert_events(store, WRITER, events)
         self.batches += 1
         self.written += len(events)
+
+    def _index_due(self) -> bool:
+        """Index the journal when no request has come for ``idle`` seconds, or regardless
+        once ``max_unindexed`` events wait (a server busy for a long time still catches up)."""
+        if self.unindexed <= 0:
+            return False
+        return self.unindexed >= self.max_unindexed or time.monotonic() - self._last_record >= self.idle
+
+    def _index_next(self) -> None:
+        """Index one chunk of the journal (a worker thread)."""
+        done = index_journal(self.store, WRITER.author, limit=self.index_chunk)
+        self.unindexed = max(self.unindexed - done, 0) if done else 0
+        self.indexed += done
 
     def build(self, batch: list[Access]) -> list[dict[str, Any]]:
         touched = [t for a in batch if a.built is None for t in a.resources]

@@ -231,6 +231,17 @@ auth_assertion_jti = Table(
 )
 Index("ix_auth_assertion_jti_expires", auth_assertion_jti.c.expires_at)
 
+#: AuditEvents stored but not yet indexed (the audit store only): the trail appends each batch
+#: here, cheaply, while requests are being served, and indexes it when the server has time or
+#: as soon as anyone searches the trail (server/audit/store.py).
+audit_journal = Table(
+    "audit_journal",
+    metadata,
+    Column("seq", PK, primary_key=True, autoincrement=True),
+    #: the AuditEvent's JSON, without id and meta (given when it is indexed)
+    Column("content", LargeBinary, nullable=False),
+)
+
 #: What the index was built from, so that a changed SearchParameter is noticed and reindexed.
 search_param_state = Table(
     "search_param_state",
