@@ -115,11 +115,11 @@ def cmd_enable(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
-    from server.auth.client_keys import generate_key, write_key_pair
+    from server.auth.client_keys import CLIENT_KEYS, generate_key, write_key_pair
 
     pem, jwks = generate_key(args.alg)
     kid = jwks["keys"][0]["kid"]
-    out = Path(args.out) if args.out else settings.var_dir / "client-keys" / kid
+    out = Path(args.out) if args.out else settings.var_dir / CLIENT_KEYS / kid
     try:
         private, public = write_key_pair(out, pem, jwks)
     except FileExistsError:
