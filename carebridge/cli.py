@@ -36,9 +36,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     engine.dispose()
     if args.demo_data:
         from carebridge.demo import load_demo_data
+        from server.auth.client_keys import DEMO_KEYS
 
         created = load_demo_data(settings)
         print(f"demo data: {created} resources created ({'already loaded' if not created else 'new store'})")
+        print(f"demo clients: {settings.var_dir / DEMO_KEYS} holds their development keys "
+              "(carebridge client list; README, 'Who sees what')")
     # workers read their settings from the environment
     os.environ["CAREBRIDGE_DATABASE_URL"] = settings.database_url
     os.environ["CAREBRIDGE_HOST"] = settings.host

@@ -42,6 +42,11 @@ class Settings:
         return base.rstrip("/") + "/fhir"
 
     @property
+    def token_url(self) -> str:
+        """The token endpoint's URL, beside ``/fhir``: the ``aud`` every client assertion must name."""
+        return self.fhir_base_url.removesuffix("/fhir") + "/auth/token"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

@@ -6,6 +6,9 @@ it again changes nothing: an identical update writes no new version. NHS numbers
 the 999 range, which is never issued to real people. The DIALOG Questionnaire is taken
 from the FHIR package and stored by a conditional update on its url and version, so the
 stored copy follows the package and a second load writes nothing.
+
+Loading also registers a SMART Backend Services client for each kind of caller the demo
+Consents are about, with development keys under ``var/demo-clients/`` (``clients.py``).
 """
 
 from __future__ import annotations
@@ -37,12 +40,16 @@ def questionnaire_entries() -> list[dict[str, Any]]:
 
 
 def load_demo_data(settings: Settings) -> int:
-    """Load the demo Bundle into the configured store; returns how many resources were new."""
+    """Load the demo Bundle into the configured store and register the demo clients; returns
+    how many resources were new."""
+    from carebridge.demo.clients import register_demo_clients
     from server.api.app import build_state
+    from server.auth.clients import ClientRegistry
 
     api = build_state(settings)
     bundle = orjson.loads(BUNDLE.read_bytes())
     ctx = AccessContext.system("carebridge-demo")
     results = api.repository.transaction(ctx, [*questionnaire_entries(), *bundle["entry"]], api.base)
+    register_demo_clients(settings.var_dir, api.clients or ClientRegistry(api.repository.engine))
     api.repository.engine.dispose()
     return sum(1 for r in results if r.get("response", {}).get("status", "").startswith("201"))

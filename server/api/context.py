@@ -65,7 +65,7 @@ class ApiState:
     @property
     def token_url(self) -> str:
         """The token endpoint's URL: the ``aud`` every client assertion must name."""
-        return self.base.removesuffix("/fhir") + "/auth/token"
+        return self.settings.token_url
 
     async def write(self, ctx: AccessContext, fn: Callable[[UnitOfWork], T]) -> T:
         """Run one write in a transaction of its own, or in a savepoint of a group commit."""

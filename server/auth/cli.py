@@ -1,5 +1,5 @@
-"""``carebridge client``: register, list, disable and enable Backend Services clients, and
-make a development key pair for one.
+"""``carebridge client``: register, list, disable and enable Backend Services clients, make
+a development key pair for one, and sign an assertion with it.
 
 ``add`` is declarative: adding an id that exists replaces its registration (name, keys,
 organisation, scopes, purposes, may-assert) but keeps its status, so updating a disabled
@@ -9,7 +9,7 @@ client does not bring it back; ``enable`` does.
 from __future__ import annotations
 
 import argparse
-import os
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,10 +20,6 @@ import orjson
 if TYPE_CHECKING:
     from carebridge.config import Settings
     from server.auth.clients import ClientRegistry
-
-KEYGEN_ALGORITHMS = ("RS384", "ES384")
-PRIVATE_KEY_FILE = "private-key.pem"
-JWKS_FILE = "jwks.json"
 
 
 def _registry(settings: Settings) -> ClientRegistry:
@@ -118,37 +114,78 @@ def cmd_enable(args: argparse.Namespace, settings: Settings) -> int:
     return _set_status(args, settings, "active")
 
 
-def generate_key(alg: str) -> tuple[bytes, dict[str, Any]]:
-    """A new private key (PEM) and its public JWKS for ``alg`` (RS384 or ES384)."""
-    from joserfc.jwk import ECKey, RSAKey
-
-    key = RSAKey.generate_key(3072, private=True) if alg == "RS384" else ECKey.generate_key("P-384", private=True)
-    public = key.as_dict(private=False)
-    public.update({"kid": key.thumbprint(), "alg": alg, "use": "sig"})
-    return key.as_pem(private=True), {"keys": [public]}
-
-
 def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
+    from server.auth.client_keys import CLIENT_KEYS, generate_key, write_key_pair
+
     pem, jwks = generate_key(args.alg)
     kid = jwks["keys"][0]["kid"]
-    out = Path(args.out) if args.out else settings.var_dir / "client-keys" / kid
-    private, public = out / PRIVATE_KEY_FILE, out / JWKS_FILE
-    if private.exists() or public.exists():
+    out = Path(args.out) if args.out else settings.var_dir / CLIENT_KEYS / kid
+    try:
+        private, public = write_key_pair(out, pem, jwks)
+    except FileExistsError:
         print(f"{out} already holds a key; choose another --out")
         return 1
-    out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    public.write_bytes(orjson.dumps(jwks, option=orjson.OPT_INDENT_2) + b"\n")
     print(f"kid {kid} ({args.alg})")
     print(f"private key: {private}  (keep it with the client; never register or commit it)")
     print(f"public JWKS: {public}  (register it: carebridge client add ... --jwks {public})")
     return 0
 
 
+def cmd_assertion(args: argparse.Namespace, settings: Settings) -> int:
+    """Print a signed client assertion, so that a shell can get a token with curl alone."""
+    from server.auth.backend_services import MAX_ASSERTION_LIFETIME
+    from server.auth.client_keys import (
+        PRIVATE_KEY_FILE,
+        ClientKeyError,
+        key_folders,
+        read_private_key,
+        registered_kid,
+        sign_assertion,
+    )
+
+    def fail(message: str) -> int:
+        print(message, file=sys.stderr)
+        return 1
+
+    if not 1 <= args.lifetime <= MAX_ASSERTION_LIFETIME:
+        return fail(f"--lifetime must be 1 to {MAX_ASSERTION_LIFETIME} seconds: the token endpoint refuses "
+                    "assertions that live longer")
+    registry = _registry(settings)
+    try:
+        client = registry.get(args.id)
+    finally:
+        registry.engine.dispose()
+    if client is None:
+        return fail(f"no client {args.id} is registered (carebridge client list shows those that are)")
+    if args.key:
+        path = Path(args.key)
+    else:
+        candidates = [folder / PRIVATE_KEY_FILE for folder in key_folders(settings.var_dir, args.id)]
+        found = next((c for c in candidates if c.exists()), None)
+        if found is None:
+            return fail(f"no private key for client {args.id} in {' or '.join(map(str, candidates))}; "
+                        "name it with --key PATH")
+        path = found
+    try:
+        key = read_private_key(path)
+    except ClientKeyError as exc:
+        return fail(str(exc))
+    kid = registered_kid(key, client.jwks)
+    if kid is None:
+        return fail(f"the key in {path} is not one of client {args.id}'s registered keys "
+                    f"({' '.join(client.kids()) or 'none'}); register its public JWKS with carebridge client add")
+    if not client.active:
+        print(f"client {args.id} is disabled: the token endpoint will refuse this assertion", file=sys.stderr)
+    print(sign_assertion(client.client_id, key, kid, args.aud or settings.token_url, lifetime=args.lifetime,
+                         fhir_user=args.fhir_user, purpose_of_use=args.purpose_of_use,
+                         break_glass_reason=args.break_glass_reason))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add ``client`` and its subcommands to the ``carebridge`` parser."""
+    from server.auth.client_keys import KEYGEN_ALGORITHMS
+
     client = sub.add_parser("client", help="register and manage SMART Backend Services clients")
     commands = client.add_subparsers(dest="client_command", required=True)
 
@@ -185,3 +222,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--alg", choices=KEYGEN_ALGORITHMS, default="ES384")
     p.add_argument("--out", help="folder for the two files (default: var/client-keys/<kid>)")
     p.set_defaults(handler=cmd_keygen)
+
+    p = commands.add_parser("assertion", help="print a signed client assertion for POST /auth/token")
+    p.add_argument("--id", required=True, help="the registered client id (the assertion's iss and sub)")
+    p.add_argument("--key", help="its private key, PEM (default: var/demo-clients/<id>/private-key.pem, "
+                   "else var/client-keys/<id>/private-key.pem)")
+    p.add_argument("--aud", help="the token endpoint's URL (default: this server's, from its settings)")
+    p.add_argument("--fhir-user", help="the user it acts for, e.g. Practitioner/gp-patel")
+    p.add_argument("--purpose-of-use", help="e.g. TREAT; BTG or ETREAT need --break-glass-reason")
+    p.add_argument("--break-glass-reason", help="with BTG or ETREAT: why the record is opened")
+    p.add_argument("--lifetime", type=int, default=240, help="seconds until it expires (default 240, at most 300)")
+    store_flag(p)
+    p.set_defaults(handler=cmd_assertion)

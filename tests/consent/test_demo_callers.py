@@ -1,5 +1,6 @@
 """The demo data has a Consent story for each kind of caller, as the README tells a new
-user to try them ("Who sees what"): the commands there mint the same tokens as this test."""
+user to try them ("Who sees what"), here as the development tokens of its shortcut; the
+same callers through the demo clients and /auth/token are in tests/auth/test_demo_clients.py."""
 
 from __future__ import annotations
 
