@@ -183,7 +183,9 @@ class ConsentPredicate:
         if keys:
             statements.append(
                 select(*columns).select_from(t.join(n, and_(n.c.resource_pk == t.c.resource_pk, n.c.node == t.c.node)))
-                .where(t.c.kind == "actor", t.c.value.in_(keys), n.c.by_actor == true(), *caller_criteria)
+                # a rule with actor terms names actors: no by_actor test here, which would lead
+                # SQLite (without statistics) to walk every rule by ix_consent_rule_unnamed
+                .where(t.c.kind == "actor", t.c.value.in_(keys), *caller_criteria)
             )
         for stmt in statements:
             for row in self.conn.execute(stmt.limit(APPLICABLE_LIMIT + 1)):
