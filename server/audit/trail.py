@@ -102,14 +102,17 @@ class AuditTrail:
         self._recovered = False
         self._busy = False
         self._lock = threading.Lock()
+        self._opening = threading.Lock()
 
     # -- the store ---------------------------------------------------------------------------
     @property
     def store(self) -> Repository:
         """The audit store, opened (and migrated) on first use."""
         if self._store is None:
-            assert self._open_store is not None
-            self._store = self._open_store()
+            with self._opening:  # the writer, the idle indexer and flush() may all get here first
+                if self._store is None:
+                    assert self._open_store is not None
+                    self._store = self._open_store()
         return self._store
 
     @property
