@@ -77,6 +77,13 @@ ORGANIZATION_CODE_SYSTEMS = (ODS_SYSTEM, "https://fhir.carebridge.example/Id/gss
 APPLICABLE_LIMIT = 2000
 
 
+#: the row alias the reusable predicates are built on (see :meth:`ConsentPredicate.visible`)
+_TEMPLATE_ROW = resource.alias("consent_r")
+#: (caller, applicable rules, registry) -> the predicate on _TEMPLATE_ROW; emptied when full
+_TEMPLATES: dict[tuple[Any, ...], ColumnElement[bool]] = {}
+TEMPLATES_KEPT = 512
+
+
 @dataclass(frozen=True)
 class ApplicableRule:
     """A rule whose period, actor and purpose hold for the caller (now)."""
@@ -216,7 +223,27 @@ class ConsentPredicate:
 
         It names the row's type through ``r.resource_type`` rather than a literal, so
         that a query over many types (history, ``$everything``) carries it once.
+
+        Building the expression for a caller named by many rules takes SQLAlchemy some
+        milliseconds, more than the query it guards. With the caller's rules known, the
+        expression depends on the caller and those rules alone, so it is built once on a
+        row alias of its own and reused, joined to ``r`` by primary key, for as long as
+        the same rules apply (the rules themselves are still looked up per unit of work).
         """
+        rules = self.applicable()
+        if not rules:
+            return self._visible_on(r)
+        key = (self.caller, tuple(rules), id(self.registry))
+        template = _TEMPLATES.get(key)
+        if template is None:
+            template = self._visible_on(_TEMPLATE_ROW)
+            if len(_TEMPLATES) >= TEMPLATES_KEPT:
+                _TEMPLATES.clear()
+            _TEMPLATES[key] = template
+        return and_(r.c.deleted == false(), exists(
+            select(literal(1)).where(_TEMPLATE_ROW.c.pk == r.c.pk, template).correlate_except(_TEMPLATE_ROW)))
+
+    def _visible_on(self, r: FromClause) -> ColumnElement[bool]:
         caller = self.caller
         preds: list[ColumnElement[bool]] = [r.c.deleted == false()]
         if caller.patient_facing:
