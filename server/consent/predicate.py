@@ -49,6 +49,7 @@ from sqlalchemy import (
     select,
     true,
     tuple_,
+    union_all,
 )
 
 from server.consent.callers import (
@@ -61,6 +62,7 @@ from server.consent.rules import OVERRIDE_TERM
 from server.definitions.search_parameters import SearchParameterRegistry
 from server.store.schema import (
     compartment,
+    compartment_outside,
     consent_rule,
     consent_term,
     reference_index,
@@ -218,11 +220,12 @@ class ConsentPredicate:
         return self._applicable
 
     # -- the predicate ------------------------------------------------------------------------
-    def visible(self, r: FromClause) -> ColumnElement[bool]:
+    def visible(self, r: FromClause, rtypes: list[str] | None = None) -> ColumnElement[bool]:
         """The predicate on the resource alias ``r``, for rows of any type.
 
         It names the row's type through ``r.resource_type`` rather than a literal, so
-        that a query over many types (history, ``$everything``) carries it once.
+        that a query over many types (history, ``$everything``) carries it once. Given the
+        types, it also names the rows the visible ones are among (:meth:`_candidates`).
 
         Building the expression for a caller named by many rules takes SQLAlchemy some
         milliseconds, more than the query it guards. With the caller's rules known, the
@@ -231,8 +234,10 @@ class ConsentPredicate:
         the same rules apply (the rules themselves are still looked up per unit of work).
         """
         rules = self.applicable()
+        within = self._candidates(r, rtypes, rules)
         if not rules:
-            return self._visible_on(r)
+            decided = self._visible_on(r)
+            return decided if within is None else and_(within, decided)
         key = (self.caller, tuple(rules), id(self.registry))
         template = _TEMPLATES.get(key)
         if template is None:
@@ -240,8 +245,39 @@ class ConsentPredicate:
             if len(_TEMPLATES) >= TEMPLATES_KEPT:
                 _TEMPLATES.clear()
             _TEMPLATES[key] = template
-        return and_(r.c.deleted == false(), exists(
+        return and_(*([within] if within is not None else []), r.c.deleted == false(), exists(
             select(literal(1)).where(_TEMPLATE_ROW.c.pk == r.c.pk, template).correlate_except(_TEMPLATE_ROW)))
+
+    def _candidates(self, r: FromClause, rtypes: list[str] | None,
+                    rules: list[ApplicableRule] | None) -> ColumnElement[bool] | None:
+        """A set of rows the visible ones of ``rtypes`` are among, for the database to start
+        from; None when there is none smaller than the whole type.
+
+        A caller who does not hold the trust's records for direct care sees a record in a
+        patient's compartment only when that patient's Consent permits it (or when the
+        caller's own organisation is its custodian), so the rows it may see are among the
+        compartments of the patients with an applicable permit, the resources of the type in
+        no compartment, and the records tagged with the caller's organisation. The predicate
+        itself still decides each row; this only spares the database from testing every row
+        of a broad search (``ServiceRequest?status=active``) against it.
+        """
+        caller = self.caller
+        if not rtypes or rules is None or caller.kind == "service_user":
+            return None
+        direct = caller.direct_care and bool(caller.organization)
+        if direct and caller.organization == DEFAULT_CUSTODIAN:
+            return None  # the custodian's own records: nearly everything
+        out = compartment_outside.c
+        of_type = out.resource_type == rtypes[0] if len(rtypes) == 1 else out.resource_type.in_(rtypes)
+        parts = [select(out.resource_pk).where(of_type)]
+        patients = sorted({a.patient_id for a in rules if a.permit})
+        if patients:
+            parts.append(select(compartment.c.resource_pk).where(compartment.c.patient_id.in_(patients)))
+        if direct:
+            t = token_index.c
+            parts.append(select(t.resource_pk).where(t.param_id.in_(self._param_ids("_tag")),
+                                                     t.system == CUSTODIAN_TAG_SYSTEM, t.code == caller.organization))
+        return r.c.pk.in_(union_all(*parts) if len(parts) > 1 else parts[0])
 
     def _visible_on(self, r: FromClause) -> ColumnElement[bool]:
         caller = self.caller

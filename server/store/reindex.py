@@ -19,10 +19,10 @@ from carebridge.config import Settings
 from server.definitions.search_parameters import SearchParam, SearchParameterRegistry, default_registry
 from server.store.engine import make_engine, migrate
 from server.store.indexing import build_rows
-from server.store.schema import INDEX_TABLES, compartment, resource, search_param_state
+from server.store.schema import INDEX_TABLES, compartment, compartment_outside, resource, search_param_state
 
 log = logging.getLogger("carebridge.store")
-_TABLES = {t.name: t for t in (*INDEX_TABLES.values(), compartment)}
+_TABLES = {t.name: t for t in (*INDEX_TABLES.values(), compartment, compartment_outside)}
 
 
 def stale_params(conn: Connection, registry: SearchParameterRegistry) -> list[SearchParam]:
@@ -81,6 +81,7 @@ def reindex_params(
                 conn.execute(delete(table).where(table.c.resource_pk.in_(pks), table.c.param_id.in_(ids)))
             if full:
                 conn.execute(delete(compartment).where(compartment.c.resource_pk.in_(pks)))
+                conn.execute(delete(compartment_outside).where(compartment_outside.c.resource_pk.in_(pks)))
             tables: dict[str, list[dict[str, object]]] = {}
             for r in rows:
                 body = orjson.loads(r.content)
@@ -88,7 +89,7 @@ def reindex_params(
                 for name, found in built.with_key(r.pk, body.get("id") if rtype == "Patient" else None).items():
                     if name in ("consent_rule", "consent_term"):
                         continue  # derived from the Consent itself, not from search parameters
-                    if name == "compartment":
+                    if name in ("compartment", "compartment_outside"):
                         if full:
                             tables.setdefault(name, []).extend(found)
                         continue

@@ -152,6 +152,18 @@ Index("ix_compartment_patient", compartment.c.patient_id, compartment.c.resource
 #: (resource, patient) covers the consent check of a row without reading the table (0005)
 Index("ix_compartment_pk_patient", compartment.c.resource_pk, compartment.c.patient_id)
 
+#: The resources in no patient's compartment (directory data, and records about a Group or a
+#: Location rather than a person), one row each, written with the index rows. They are
+#: visible to every caller, so the consent predicate can offer the database a driving set:
+#: "the compartments of the patients whose Consents share with me, and these" (0007).
+compartment_outside = Table(
+    "compartment_outside",
+    metadata,
+    Column("resource_pk", PK, primary_key=True, autoincrement=False),
+    Column("resource_type", String(64), nullable=False),
+)
+Index("ix_compartment_outside_type", compartment_outside.c.resource_type, compartment_outside.c.resource_pk)
+
 #: The active privacy Consents, flattened into rules the access predicate joins (see
 #: server/consent/rules.py). One row per provision, numbered in pre-order so that the
 #: provisions nested under ``node`` are exactly those with ``node < n <= last``.

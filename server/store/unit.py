@@ -135,7 +135,10 @@ class UnitOfWork:
         vis = self.policy.visibility(self.ctx, rtype, interaction)
         return self._compile_visibility(rtype, r, vis)
 
-    def _compile_visibility(self, rtype: str, r: FromClause, vis: Visibility) -> ColumnElement[bool]:
+    def _compile_visibility(self, rtype: str, r: FromClause, vis: Visibility,
+                            types: list[str] | None = None) -> ColumnElement[bool]:
+        """``vis`` as a predicate on ``r``, a row of ``rtype`` (or of any of ``types``, which
+        share ``rtype``'s visibility)."""
         if vis.everything:
             return true()
         if vis.nothing:
@@ -144,7 +147,7 @@ class UnitOfWork:
         if vis.patient is not None:
             preds.append(r.c.pk.in_(select(compartment.c.resource_pk).where(compartment.c.patient_id == vis.patient)))
         if vis.consent is not None:
-            preds.append(self._consent(vis.consent).visible(r))
+            preds.append(self._consent(vis.consent).visible(r, types or [rtype]))
         alternatives: list[ColumnElement[bool]] = []
         for alt in vis.alternatives:
             if not alt:
@@ -174,7 +177,7 @@ class UnitOfWork:
                 parts += [and_(r.c.resource_type == t, self._compile_visibility(t, r, vis)) for t in members]
                 continue
             of_type = r.c.resource_type == members[0] if len(members) == 1 else r.c.resource_type.in_(members)
-            parts.append(and_(of_type, self._compile_visibility(members[0], r, vis)))
+            parts.append(and_(of_type, self._compile_visibility(members[0], r, vis, members)))
         return or_(*parts) if parts else false()
 
     def _consent(self, caller: Caller) -> ConsentPredicate:

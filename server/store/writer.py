@@ -14,9 +14,17 @@ from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table, bindparam, delete, insert
 
-from server.store.schema import INDEX_TABLES, compartment, consent_rule, consent_term, resource, resource_version
+from server.store.schema import (
+    INDEX_TABLES,
+    compartment,
+    compartment_outside,
+    consent_rule,
+    consent_term,
+    resource,
+    resource_version,
+)
 
-_CLEARED = (*INDEX_TABLES.values(), compartment, consent_rule, consent_term)
+_CLEARED = (*INDEX_TABLES.values(), compartment, compartment_outside, consent_rule, consent_term)
 
 
 class _Statement:

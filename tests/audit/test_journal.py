@@ -67,11 +67,11 @@ def test_an_idle_server_indexes_the_journal_by_itself(audited_app):
             assert client.get(f"/fhir/Patient?family=Idle{n}", headers=h).status_code == 200
         client.portal.call(trail.settle)
         engine = trail.store.engine
-        for _ in range(200):  # bounded wait for the writer's idle turn
+        for _ in range(600):  # bounded wait (30 s) for the writer's idle turn
             if not journal_waiting(trail.store):
                 break
             time.sleep(0.05)
-        assert _journalled(engine) == 0
+        assert _journalled(engine) == 0, f"indexed {trail.indexed}, failures {trail.failures}"
         assert trail.indexed >= 30 and _audit_events(engine) >= 30
 
 

@@ -25,6 +25,8 @@ class IndexRows:
     reference: list[dict[str, Any]] = field(default_factory=list)
     uri: list[dict[str, Any]] = field(default_factory=list)
     patients: set[str] = field(default_factory=set)
+    #: the resource's type (a resource in no compartment gets a compartment_outside row)
+    resource_type: str = ""
     #: an enforced privacy Consent's rules (see server/consent/rules.py)
     consent: ConsentRows | None = None
 
@@ -46,6 +48,8 @@ class IndexRows:
             patients.add(own_patient_id)
         if patients:
             out["compartment"] = [{"resource_pk": pk, "patient_id": p} for p in sorted(patients)]
+        elif self.resource_type and self.resource_type != "Patient":
+            out["compartment_outside"] = [{"resource_pk": pk, "resource_type": self.resource_type}]
         if self.consent is not None and self.consent.rules:
             out["consent_rule"] = [dict(row, resource_pk=pk) for row in self.consent.rules]
             out["consent_term"] = [dict(row, resource_pk=pk) for row in self.consent.terms]
@@ -56,7 +60,7 @@ def build_rows(
     resource: dict[str, Any], registry: SearchParameterRegistry, base_url: str | None = None
 ) -> IndexRows:
     rtype = resource["resourceType"]
-    rows = IndexRows()
+    rows = IndexRows(resource_type=rtype)
     if rtype == "Consent":
         rows.consent = consent_rows(resource)
     compartment_codes = set(patient_compartment_params().get(rtype, ()))
