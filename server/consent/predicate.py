@@ -36,11 +36,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     FromClause,
+    Select,
     Table,
     and_,
+    bindparam,
     exists,
     false,
     literal,
@@ -78,6 +81,47 @@ ORGANIZATION_CODE_SYSTEMS = (ODS_SYSTEM, "https://fhir.carebridge.example/Id/gss
 #: above this many rules applying to one caller, the predicate evaluates every criterion per row
 APPLICABLE_LIMIT = 2000
 
+
+def _id_lookup(index: Table, match: list[ColumnElement[bool]], limit: int) -> Select[Any]:
+    return (select(resource.c.id).select_from(resource.join(index, index.c.resource_pk == resource.c.pk))
+            .where(index.c.param_id == bindparam("param_id"), *match, resource.c.deleted == false()).limit(limit))
+
+
+# The look-ups made for every request, built once: building a statement costs SQLAlchemy
+# more than SQLite takes to run it.
+_REFERRING = _id_lookup(reference_index, [reference_index.c.target_id == bindparam("target_id"),
+                                          reference_index.c.target_type == bindparam("target_type")], 1000)
+_BY_IDENTIFIER = _id_lookup(token_index, [token_index.c.code == bindparam("code"),
+                                          token_index.c.system == bindparam("system")], 100)
+
+
+def _rule_lookups() -> tuple[Select[Any], Select[Any], Select[Any]]:
+    """The rules applying to a caller now: those naming no actor, those naming one of the
+    caller's keys (from ``ix_consent_term_value``; a rule with actor terms names actors, so
+    by_actor is not tested, which would lead SQLite without statistics to walk every rule
+    by ``ix_consent_rule_unnamed``), and which permits are recorded overrides."""
+    n, t, p = consent_rule, consent_term, consent_term.alias("applicable_purpose")
+    now = bindparam("now", type_=BigInteger())
+    criteria = [
+        or_(n.c.period_low.is_(None), n.c.period_low <= now),
+        or_(n.c.period_high.is_(None), n.c.period_high >= now),
+        or_(n.c.by_purpose == false(), exists(select(literal(1)).where(
+            p.c.resource_pk == n.c.resource_pk, p.c.node == n.c.node, p.c.kind == "purpose",
+            p.c.value == bindparam("purpose"),
+        ))),
+    ]
+    columns = (n.c.resource_pk, n.c.node, n.c.last, n.c.patient_id, n.c.permit, n.c.by_actor)
+    unnamed = select(*columns).where(n.c.by_actor == false(), *criteria).limit(APPLICABLE_LIMIT + 1)
+    named = (select(*columns).select_from(t.join(n, and_(n.c.resource_pk == t.c.resource_pk, n.c.node == t.c.node)))
+             .where(t.c.kind == "actor", t.c.value.in_(bindparam("keys", expanding=True)), *criteria)
+             .limit(APPLICABLE_LIMIT + 1))
+    overriding = select(t.c.resource_pk, t.c.node).where(
+        t.c.resource_pk.in_(bindparam("pks", expanding=True)),
+        t.c.kind == OVERRIDE_TERM["kind"], t.c.value == OVERRIDE_TERM["value"])
+    return unnamed, named, overriding
+
+
+_UNNAMED_RULES, _NAMED_RULES, _OVERRIDING = _rule_lookups()
 
 #: the row alias the reusable predicates are built on (see :meth:`ConsentPredicate.visible`)
 _TEMPLATE_ROW = resource.alias("consent_r")
@@ -147,24 +191,17 @@ class ConsentPredicate:
     def _referring(self, rtype: str, code: str, target: str) -> list[str]:
         """Ids of ``rtype`` resources whose reference parameter ``code`` points at ``target``."""
         ttype, _, tid = target.partition("/")
-        ri = reference_index
-        return self._ids(rtype, code, ri, [ri.c.target_id == tid, ri.c.target_type == ttype], 1000)
+        return self._ids(rtype, code, _REFERRING, {"target_id": tid, "target_type": ttype})
 
     def _by_identifier(self, rtype: str, system: str, value: str) -> list[str]:
-        ti = token_index
-        return self._ids(rtype, "identifier", ti, [ti.c.code == value, ti.c.system == system], 100)
+        return self._ids(rtype, "identifier", _BY_IDENTIFIER, {"code": value, "system": system})
 
-    def _ids(self, rtype: str, code: str, index: Table, match: list[ColumnElement[bool]], limit: int) -> list[str]:
-        """Ids of current ``rtype`` resources with a row in ``index`` for parameter ``code``."""
+    def _ids(self, rtype: str, code: str, statement: Select[Any], values: dict[str, Any]) -> list[str]:
+        """Ids of current ``rtype`` resources with an index row for parameter ``code``."""
         param = self.registry.get(rtype, code)
         if param is None:
             return []
-        rows = self.conn.execute(
-            select(resource.c.id).select_from(resource.join(index, index.c.resource_pk == resource.c.pk))
-            .where(index.c.param_id == param.param_id, *match, resource.c.deleted == false())
-            .limit(limit)
-        )
-        return [row.id for row in rows]
+        return [row.id for row in self.conn.execute(statement, {"param_id": param.param_id, **values})]
 
     def applicable(self) -> list[ApplicableRule] | None:
         """The rules whose caller-dependent criteria (period, actor, purpose) hold now, or None
@@ -176,28 +213,12 @@ class ConsentPredicate:
         """
         if self._applicable_known:
             return self._applicable
-        n, t, p = consent_rule, consent_term, consent_term.alias("applicable_purpose")
-        caller_criteria = [
-            or_(n.c.period_low.is_(None), n.c.period_low <= self.now),
-            or_(n.c.period_high.is_(None), n.c.period_high >= self.now),
-            or_(n.c.by_purpose == false(), exists(select(literal(1)).where(
-                p.c.resource_pk == n.c.resource_pk, p.c.node == n.c.node, p.c.kind == "purpose",
-                p.c.value == self.caller.purpose,
-            ))),
-        ]
-        columns = (n.c.resource_pk, n.c.node, n.c.last, n.c.patient_id, n.c.permit, n.c.by_actor)
         found: set[ApplicableRule] = set()
-        statements = [select(*columns).where(n.c.by_actor == false(), *caller_criteria)]
+        values = {"now": self.now, "purpose": self.caller.purpose or ""}
         keys = self.actor_keys()
-        if keys:
-            statements.append(
-                select(*columns).select_from(t.join(n, and_(n.c.resource_pk == t.c.resource_pk, n.c.node == t.c.node)))
-                # a rule with actor terms names actors: no by_actor test here, which would lead
-                # SQLite (without statistics) to walk every rule by ix_consent_rule_unnamed
-                .where(t.c.kind == "actor", t.c.value.in_(keys), *caller_criteria)
-            )
-        for stmt in statements:
-            for row in self.conn.execute(stmt.limit(APPLICABLE_LIMIT + 1)):
+        statements = [(_UNNAMED_RULES, values)] + ([(_NAMED_RULES, dict(values, keys=keys))] if keys else [])
+        for stmt, given in statements:
+            for row in self.conn.execute(stmt, given):
                 found.add(ApplicableRule(int(row.resource_pk), int(row.node), int(row.last), row.patient_id,
                                          bool(row.permit), bool(row.by_actor)))
             if len(found) > APPLICABLE_LIMIT:
@@ -209,10 +230,7 @@ class ConsentPredicate:
         permits = {(a.resource_pk, a.node) for a in found if a.permit}
         overriding: set[tuple[int, int]] = set()
         if permits:
-            rows = self.conn.execute(select(t.c.resource_pk, t.c.node).where(
-                t.c.resource_pk.in_(sorted({pk for pk, _ in permits})),
-                t.c.kind == OVERRIDE_TERM["kind"], t.c.value == OVERRIDE_TERM["value"],
-            ))
+            rows = self.conn.execute(_OVERRIDING, {"pks": sorted({pk for pk, _ in permits})})
             overriding = {(int(row.resource_pk), int(row.node)) for row in rows} & permits
         self._applicable = sorted(
             (replace(a, override=True) if (a.resource_pk, a.node) in overriding else a for a in found),
