@@ -7,6 +7,7 @@ power loss), a busy timeout so that several workers share one file, and a larger
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,14 @@ def alembic_config() -> Config:
     return cfg
 
 
+#: Alembic's command API keeps module-level state while it runs, so two threads of one process
+#: (the audit writer opening its store while the application migrates another) must take turns
+_MIGRATING = threading.Lock()
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema up to the newest migration (idempotent)."""
     cfg = alembic_config()
-    with engine.begin() as conn:
+    with _MIGRATING, engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
