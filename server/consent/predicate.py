@@ -42,6 +42,7 @@ from sqlalchemy import (
     FromClause,
     Select,
     Table,
+    TextClause,
     and_,
     bindparam,
     exists,
@@ -50,6 +51,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
     true,
     tuple_,
     union_all,
@@ -128,6 +130,8 @@ _TEMPLATE_ROW = resource.alias("consent_r")
 #: (caller, applicable rules, registry) -> the predicate on _TEMPLATE_ROW; emptied when full
 _TEMPLATES: dict[tuple[Any, ...], ColumnElement[bool]] = {}
 TEMPLATES_KEPT = 512
+#: the same, rendered to SQL text for a named row alias and a dialect
+_RENDERED: dict[tuple[Any, ...], TextClause] = {}
 
 
 @dataclass(frozen=True)
@@ -263,8 +267,35 @@ class ConsentPredicate:
             if len(_TEMPLATES) >= TEMPLATES_KEPT:
                 _TEMPLATES.clear()
             _TEMPLATES[key] = template
-        return and_(*([within] if within is not None else []), r.c.deleted == false(), exists(
-            select(literal(1)).where(_TEMPLATE_ROW.c.pk == r.c.pk, template).correlate_except(_TEMPLATE_ROW)))
+        decided = exists(
+            select(literal(1)).where(_TEMPLATE_ROW.c.pk == r.c.pk, template).correlate_except(_TEMPLATE_ROW))
+        rendered = self._rendered(r, key, decided)
+        return and_(*([within] if within is not None else []), r.c.deleted == false(),
+                    decided if rendered is None else rendered)
+
+    def _rendered(self, r: FromClause, key: tuple[Any, ...], decided: ColumnElement[bool]) -> TextClause | None:
+        """``decided`` as SQL text with its values inline, for a row alias with a name of
+        its own (the searches' ``r``). SQLAlchemy otherwise walks the whole expression for
+        its statement cache key, and expands its value lists, on every execution: for a
+        caller with tens of rules that costs more than the query. None for an anonymous
+        alias, whose name is only known when the statement is compiled."""
+        name = getattr(r, "name", None)
+        if not isinstance(name, str) or type(name) is not str:
+            return None  # anonymous names are a str subclass, resolved at compile time
+        dialect = self.conn.dialect
+        rkey = (*key, name, dialect.name)
+        found = _RENDERED.get(rkey)
+        if found is None:
+            outer = select(r.c.pk).where(decided)
+            sql = str(outer.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+            head = str(select(r.c.pk).compile(dialect=dialect)) + " \nWHERE "
+            if not sql.startswith(head):
+                return None
+            found = text(sql[len(head):])
+            if len(_RENDERED) >= TEMPLATES_KEPT:
+                _RENDERED.clear()
+            _RENDERED[rkey] = found
+        return found
 
     def _candidates(self, r: FromClause, rtypes: list[str] | None,
                     rules: list[ApplicableRule] | None) -> ColumnElement[bool] | None:
