@@ -34,8 +34,8 @@ from server.store.schema import audit_journal, compartment, resource, resource_v
 PG_SCHEMA = "carebridge_audit"
 _LOCK_KEY = 0x63626175  # "cbau": one audit-store set-up at a time
 MAIN = "main"
-#: the context the journal is indexed under: the audit writer's own
-WRITER_CONTEXT = AccessContext.system("carebridge-audit", "system/AuditEvent.c")
+#: the audit writer's own access: it only ever creates AuditEvents (journalled or indexed)
+WRITER = AccessContext.system("carebridge-audit", "system/AuditEvent.c")
 
 
 def audit_database_url(settings: Settings, env: dict[str, str] | None = None) -> str:
@@ -199,8 +199,7 @@ def journal_events(store: Repository, ctx: Any, events: list[dict[str, Any]]) ->
         u.conn.execute(insert(audit_journal), [{"content": orjson.dumps(e)} for e in events])
 
 
-def index_journal(store: Repository, author: str | None = None, *, limit: int | None = None,
-                  chunk: int = 500) -> int:
+def index_journal(store: Repository, *, limit: int | None = None, chunk: int = 500) -> int:
     """Index journalled AuditEvents, oldest first, ``chunk`` per transaction, until the
     journal is empty (or ``limit`` are done); returns how many. Each transaction takes its
     rows off the journal (on PostgreSQL skipping rows another worker is taking) and stores
@@ -209,7 +208,7 @@ def index_journal(store: Repository, author: str | None = None, *, limit: int | 
     j = audit_journal.c
     while limit is None or done < limit:
         take = chunk if limit is None else min(chunk, limit - done)
-        with store.unit(WRITER_CONTEXT) as u:
+        with store.unit(WRITER) as u:
             oldest = select(j.seq).order_by(j.seq).limit(take)
             if not store.is_sqlite:
                 oldest = oldest.with_for_update(skip_locked=True)
@@ -218,7 +217,7 @@ def index_journal(store: Repository, author: str | None = None, *, limit: int | 
             if not taken:
                 return done
             events = [orjson.loads(row.content) for row in sorted(taken, key=lambda r: r.seq)]
-            _insert_indexed(store, u.conn, author, events)
+            _insert_indexed(store, u.conn, WRITER.author, events)
         done += len(taken)
     return done
 

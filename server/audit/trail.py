@@ -40,15 +40,20 @@ from anyio import to_thread
 from server.audit import capture
 from server.audit.events import Access, instant, outcome_code, rest_event
 from server.audit.events import token_event as build_token_event
-from server.audit.store import AuditRepository, compartment_patients, index_journal, insert_events, journal_events
+from server.audit.store import (
+    WRITER,
+    AuditRepository,
+    compartment_patients,
+    index_journal,
+    insert_events,
+    journal_events,
+)
 from server.consent.context import AccessContext
 from server.definitions.search_parameters import SearchParameterRegistry
 from server.store.repository import Repository
 
 log = logging.getLogger("carebridge.audit")
 
-#: the writer's own access: it only ever creates AuditEvents
-WRITER = AccessContext.system("carebridge-audit", "system/AuditEvent.c")
 _TOKEN_OUTCOMES = frozenset({"issued", "success", "granted", "ok"})
 
 
@@ -274,7 +279,7 @@ class AuditTrail:
 
     def _index_next(self) -> None:
         """Index one chunk of the journal (a worker thread)."""
-        done = index_journal(self.store, WRITER.author, limit=self.index_chunk)
+        done = index_journal(self.store, limit=self.index_chunk)
         self.unindexed = max(self.unindexed - done, 0) if done else 0
         self.indexed += done
 

@@ -12,8 +12,7 @@ import orjson
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, inspect, select
 
-from server.audit.store import index_journal, journal_events, journal_waiting
-from server.audit.trail import WRITER
+from server.audit.store import WRITER, index_journal, journal_events, journal_waiting
 from server.store.engine import migrate
 from server.store.schema import audit_journal, resource, token_index
 from tests.api import ukdata as uk
