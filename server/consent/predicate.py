@@ -127,11 +127,22 @@ _UNNAMED_RULES, _NAMED_RULES, _OVERRIDING = _rule_lookups()
 
 #: the row alias the reusable predicates are built on (see :meth:`ConsentPredicate.visible`)
 _TEMPLATE_ROW = resource.alias("consent_r")
-#: (caller, applicable rules, registry) -> the predicate on _TEMPLATE_ROW; emptied when full
-_TEMPLATES: dict[tuple[Any, ...], ColumnElement[bool]] = {}
 TEMPLATES_KEPT = 512
-#: the same, rendered to SQL text for a named row alias and a dialect
-_RENDERED: dict[tuple[Any, ...], TextClause] = {}
+
+
+class _Bounded(dict[tuple[Any, ...], Any]):
+    """A cache that empties itself when full: callers come and go, rules change."""
+
+    def __setitem__(self, key: tuple[Any, ...], value: Any) -> None:
+        if len(self) >= TEMPLATES_KEPT:
+            self.clear()
+        super().__setitem__(key, value)
+
+
+#: (caller, applicable rules, registry) -> the predicate on _TEMPLATE_ROW
+_TEMPLATES: _Bounded = _Bounded()
+#: the same, plus a named row alias and a dialect -> rendered to SQL text
+_RENDERED: _Bounded = _Bounded()
 
 
 @dataclass(frozen=True)
@@ -258,44 +269,40 @@ class ConsentPredicate:
         rules = self.applicable()
         within = self._candidates(r, rtypes, rules)
         if not rules:
-            decided = self._visible_on(r)
-            return decided if within is None else and_(within, decided)
+            plain = self._visible_on(r)
+            return plain if within is None else and_(within, plain)
         key = (self.caller, tuple(rules), id(self.registry))
+        name = getattr(r, "name", None)
+        # anonymous aliases (history, includes) have a str subclass for a name, fixed only
+        # when the statement is compiled: they get the expression, not the rendered text
+        rkey = (*key, name, self.conn.dialect.name) if type(name) is str else None
+        decided: ColumnElement[bool] | TextClause | None = _RENDERED.get(rkey) if rkey else None
+        if decided is None:
+            decided = self._decided(r, key, rkey)
+        return and_(*([within] if within is not None else []), r.c.deleted == false(), decided)
+
+    def _decided(self, r: FromClause, key: tuple[Any, ...],
+                 rkey: tuple[Any, ...] | None) -> ColumnElement[bool] | TextClause:
+        """The decision for ``r`` from the expression built once per ``key`` on a row alias of
+        its own; for a named alias (``rkey``) also rendered to SQL text once, values inline
+        (rule keys, patient ids and codes, escaped by SQLAlchemy's literal rendering), since
+        SQLAlchemy otherwise walks the whole expression for its statement cache key and
+        expands its value lists on every execution: for a caller with tens of rules that
+        costs more than the query."""
         template = _TEMPLATES.get(key)
         if template is None:
-            template = self._visible_on(_TEMPLATE_ROW)
-            if len(_TEMPLATES) >= TEMPLATES_KEPT:
-                _TEMPLATES.clear()
-            _TEMPLATES[key] = template
+            template = _TEMPLATES[key] = self._visible_on(_TEMPLATE_ROW)
         decided = exists(
             select(literal(1)).where(_TEMPLATE_ROW.c.pk == r.c.pk, template).correlate_except(_TEMPLATE_ROW))
-        rendered = self._rendered(r, key, decided)
-        return and_(*([within] if within is not None else []), r.c.deleted == false(),
-                    decided if rendered is None else rendered)
-
-    def _rendered(self, r: FromClause, key: tuple[Any, ...], decided: ColumnElement[bool]) -> TextClause | None:
-        """``decided`` as SQL text with its values inline, for a row alias with a name of
-        its own (the searches' ``r``). SQLAlchemy otherwise walks the whole expression for
-        its statement cache key, and expands its value lists, on every execution: for a
-        caller with tens of rules that costs more than the query. None for an anonymous
-        alias, whose name is only known when the statement is compiled."""
-        name = getattr(r, "name", None)
-        if not isinstance(name, str) or type(name) is not str:
-            return None  # anonymous names are a str subclass, resolved at compile time
+        if rkey is None:
+            return decided
         dialect = self.conn.dialect
-        rkey = (*key, name, dialect.name)
-        found = _RENDERED.get(rkey)
-        if found is None:
-            outer = select(r.c.pk).where(decided)
-            sql = str(outer.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-            head = str(select(r.c.pk).compile(dialect=dialect)) + " \nWHERE "
-            if not sql.startswith(head):
-                return None
-            found = text(sql[len(head):])
-            if len(_RENDERED) >= TEMPLATES_KEPT:
-                _RENDERED.clear()
-            _RENDERED[rkey] = found
-        return found
+        sql = str(select(r.c.pk).where(decided).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        head = str(select(r.c.pk).compile(dialect=dialect)) + " \nWHERE "
+        if not sql.startswith(head):
+            return decided
+        rendered = _RENDERED[rkey] = text(sql[len(head):])
+        return rendered
 
     def _candidates(self, r: FromClause, rtypes: list[str] | None,
                     rules: list[ApplicableRule] | None) -> ColumnElement[bool] | None:
