@@ -15,61 +15,47 @@ folder deleted), and it keeps its status, so a demo client someone disabled stay
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from server.auth.client_keys import (
-    DEMO_KEYS,
     JWKS_FILE,
     PRIVATE_KEY_FILE,
     generate_key,
+    key_folders,
     public_jwks,
     read_private_key,
+    write_jwks,
     write_key_pair,
 )
 from server.auth.clients import Client, ClientRegistry, check_client
 
 
-@dataclass(frozen=True)
-class DemoClient:
-    client_id: str
-    name: str
-    organization: str
-    scopes: tuple[str, ...]
-    purposes: tuple[str, ...]
-    may_assert: tuple[str, ...] = ()
-    #: the key type the client signs with; one RSA client shows that both algorithms work
-    alg: str = "ES384"
-
-    def client(self, jwks: dict[str, Any]) -> Client:
-        return Client(client_id=self.client_id, name=self.name, organization=self.organization,
-                      scopes=self.scopes, purposes=self.purposes, may_assert=self.may_assert, jwks=jwks)
+def _demo(client_id: str, name: str, organization: str, scopes: tuple[str, ...], purposes: tuple[str, ...],
+          may_assert: tuple[str, ...] = ()) -> Client:
+    return Client(client_id=client_id, name=name, organization=organization, scopes=scopes,
+                  purposes=purposes, may_assert=may_assert)
 
 
 #: the callers of the README's "Who sees what", with the same organisations and people
-DEMO_CLIENTS: tuple[DemoClient, ...] = (
-    DemoClient("demo-trust-epr", "Trust clinical system (demo)", "RT5",
-               ("user/*.rs",), ("TREAT",), ("Practitioner/*",), alg="RS384"),
-    DemoClient("demo-gp-c82001", "GP system, Demo Road Medical Centre (demo)", "C82001",
-               ("user/*.rs",), ("TREAT",), ("Practitioner/gp-patel",)),
-    DemoClient("demo-gp-c82002", "GP system, Charnwood Demo Surgery (demo)", "C82002",
-               ("user/*.rs",), ("TREAT", "BTG", "ETREAT"), ("Practitioner/gp-hughes",)),
-    DemoClient("demo-la-leicester", "Social care, Leicester City Council (demo)", "E06000016",
-               ("system/*.rs",), ("TREAT",)),
-    DemoClient("demo-carer-portal", "Carers' portal (demo)", "RT5",
-               ("user/*.rs",), ("FAMRQT",), ("RelatedPerson/*",)),
-    DemoClient("demo-service-user-app", "Service user app (demo)", "RT5",
-               ("patient/*.rs",), ("PATRQT",), ("Patient/*",)),
-    DemoClient("demo-trust-audit", "Trust audit (demo)", "RT5",
-               ("system/AuditEvent.rs",), ("HSYSADMIN",)),
+DEMO_CLIENTS: tuple[Client, ...] = (
+    _demo("demo-trust-epr", "Trust clinical system (demo)", "RT5", ("user/*.rs",), ("TREAT",), ("Practitioner/*",)),
+    _demo("demo-gp-c82001", "GP system, Demo Road Medical Centre (demo)", "C82001",
+          ("user/*.rs",), ("TREAT",), ("Practitioner/gp-patel",)),
+    _demo("demo-gp-c82002", "GP system, Charnwood Demo Surgery (demo)", "C82002",
+          ("user/*.rs",), ("TREAT", "BTG", "ETREAT"), ("Practitioner/gp-hughes",)),
+    _demo("demo-la-leicester", "Social care, Leicester City Council (demo)", "E06000016", ("system/*.rs",), ("TREAT",)),
+    _demo("demo-carer-portal", "Carers' portal (demo)", "RT5", ("user/*.rs",), ("FAMRQT",), ("RelatedPerson/*",)),
+    _demo("demo-service-user-app", "Service user app (demo)", "RT5", ("patient/*.rs",), ("PATRQT",), ("Patient/*",)),
+    _demo("demo-trust-audit", "Trust audit (demo)", "RT5", ("system/AuditEvent.rs",), ("HSYSADMIN",)),
 )
+#: the clients that sign with an RSA key (the rest EC P-384): one shows that both algorithms work
+RSA_CLIENTS = frozenset({"demo-trust-epr"})
 
 
-def key_folder(var_dir: Path, client_id: str) -> Path:
-    return var_dir / DEMO_KEYS / client_id
+def demo_alg(client_id: str) -> str:
+    return "RS384" if client_id in RSA_CLIENTS else "ES384"
 
 
 def demo_key_jwks(folder: Path, alg: str) -> dict[str, Any]:
@@ -88,9 +74,8 @@ def demo_key_jwks(folder: Path, alg: str) -> dict[str, Any]:
         except FileExistsError:  # another process made it first: use that one
             pass
     jwks = public_jwks(read_private_key(private))
-    public = folder / JWKS_FILE
-    if not public.exists():
-        public.write_bytes(orjson.dumps(jwks, option=orjson.OPT_INDENT_2) + b"\n")
+    if not (folder / JWKS_FILE).exists():
+        write_jwks(folder, jwks)
     return jwks
 
 
@@ -98,7 +83,8 @@ def register_demo_clients(var_dir: Path, registry: ClientRegistry) -> list[str]:
     """Register every demo client whose registration is missing or differs; the ids written."""
     written: list[str] = []
     for demo in DEMO_CLIENTS:
-        wanted = check_client(demo.client(demo_key_jwks(key_folder(var_dir, demo.client_id), demo.alg)))
+        folder = key_folders(var_dir, demo.client_id)[0]
+        wanted = check_client(replace(demo, jwks=demo_key_jwks(folder, demo_alg(demo.client_id))))
         current = registry.get(demo.client_id)
         if current is not None and _same_registration(current, wanted):
             continue

@@ -71,8 +71,14 @@ def write_key_pair(folder: Path, pem: bytes, jwks: dict[str, Any]) -> tuple[Path
     fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
+    return private, write_jwks(folder, jwks)
+
+
+def write_jwks(folder: Path, jwks: dict[str, Any]) -> Path:
+    """Write the public ``jwks.json`` into ``folder`` (the file ``carebridge client add --jwks`` takes)."""
+    public = folder / JWKS_FILE
     public.write_bytes(orjson.dumps(jwks, option=orjson.OPT_INDENT_2) + b"\n")
-    return private, public
+    return public
 
 
 def key_folders(var_dir: Path, client_id: str) -> list[Path]:

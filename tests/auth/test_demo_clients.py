@@ -23,7 +23,7 @@ from joserfc.jwk import ECKey
 from carebridge.cli import main
 from carebridge.config import Settings
 from carebridge.demo import load_demo_data
-from carebridge.demo.clients import DEMO_CLIENTS, register_demo_clients
+from carebridge.demo.clients import DEMO_CLIENTS, demo_alg, register_demo_clients
 from server.api.app import create_app
 from server.auth.client_keys import JWKS_FILE, PRIVATE_KEY_FILE
 from server.auth.clients import Client, ClientRegistry
@@ -172,8 +172,7 @@ def test_each_demo_client_gets_a_token_that_sees_what_the_readme_says(
     caller: str,
 ) -> None:
     signed = assertion(capsys, cli_env["url"], client_id, *options)
-    demo = next(d for d in DEMO_CLIENTS if d.client_id == client_id)
-    assert _part(signed, 0)["alg"] == ("RS384" if demo.alg == "RS384" else "ES384")
+    assert _part(signed, 0)["alg"] == demo_alg(client_id)
     body = _token(http, signed, scope)
     api = Fhir(http, body["access_token"])
 
