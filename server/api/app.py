@@ -35,6 +35,7 @@ from server.auth.tokens import TokenService
 from server.definitions.package import CONFORMANCE_TYPES
 from server.definitions.search_parameters import default_registry
 from server.fhir.errors import FhirError, MethodNotAllowed, NotFound
+from server.store.checkpoint import start_background_checkpoints, stop_background_checkpoints
 from server.store.engine import make_engine, migrate
 from server.store.group_commit import GroupCommitter
 from server.store.reindex import check_definitions
@@ -117,10 +118,12 @@ def build_state(settings: Settings) -> ApiState:
     migrate(engine)
     registry = default_registry()
     check_definitions(engine, registry)
+    start_background_checkpoints(engine)
     repository = Repository(
         engine, registry, base_url=settings.fhir_base_url,
         default_page_size=settings.default_page_size, max_page_size=settings.max_page_size,
     )
+    repository.validator.warm()
     sqlite = engine.dialect.name == "sqlite"
     clients = ClientRegistry(engine)
     api = ApiState(
@@ -163,6 +166,7 @@ def create_app(settings: Settings, api_state: ApiState | None = None) -> FastAPI
         yield
         if api.audit is not None:
             await api.audit.close()  # drains the queue: nothing recorded is lost on a clean stop
+        stop_background_checkpoints(api.repository.engine)
         api.repository.engine.dispose()
 
     app = CarebridgeApp(

@@ -24,6 +24,7 @@ from server.consent.context import AccessContext
 from server.definitions.search_parameters import RESOURCE_TYPES, default_registry
 from server.fhir.dates import now_instant
 from server.fhir.errors import FhirError
+from server.store.checkpoint import start_background_checkpoints, stop_background_checkpoints
 from server.store.engine import make_engine, migrate
 from server.store.indexing import build_rows
 from server.store.reindex import check_definitions
@@ -172,7 +173,11 @@ def import_ndjson(settings: Settings, files: list[Path], batch_size: int = 1000,
     registry = default_registry()
     check_definitions(engine, registry)
     repo = Repository(engine, registry, base_url=settings.fhir_base_url)
-    report = BulkLoader(repo).load_files(files, batch_size=batch_size, progress=progress)
+    start_background_checkpoints(engine)
+    try:
+        report = BulkLoader(repo).load_files(files, batch_size=batch_size, progress=progress)
+    finally:
+        stop_background_checkpoints(engine)
     for problem in report.rejected[:50]:
         print(f"rejected {problem}", file=sys.stderr)
     if len(report.rejected) > 50:

@@ -3,6 +3,8 @@
 SQLite is tuned for a server: WAL so that readers never wait for the writer,
 ``synchronous=NORMAL`` (durable across process crashes; WAL keeps the file consistent on
 power loss), a busy timeout so that several workers share one file, and a larger cache.
+Long-running writers (the server, bulk loads) move the log's checkpoints to a thread of
+their own with :func:`server.store.checkpoint.start_background_checkpoints`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import QueuePool
+
+from server.store.checkpoint import autocheckpoint_pages
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -53,6 +57,9 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA cache_size=-65536")
             cur.execute("PRAGMA temp_store=MEMORY")
             cur.execute("PRAGMA mmap_size=268435456")
+            pages = autocheckpoint_pages(engine)
+            if pages is not None:
+                cur.execute(f"PRAGMA wal_autocheckpoint={pages}")
             cur.close()
 
         @event.listens_for(engine, "begin")

@@ -95,6 +95,20 @@ class ResourceValidator:
                 self._structure = StructureValidator()
         self._profiles = profiles
 
+    def warm(self, resource_types: tuple[str, ...] | None = None) -> None:
+        """Compile what the first write would otherwise compile (R4's invariants, the profiles
+        held, each served type's model), so that a server's first request is not the one
+        that waits several hundred milliseconds for it."""
+        from server.definitions.search_parameters import RESOURCE_TYPES
+        from server.validation.invariants import core_invariants
+        from server.validation.profile import default_profiles
+
+        if self._profiles:
+            core_invariants()
+            default_profiles()
+        for rtype in resource_types or RESOURCE_TYPES:
+            _model(rtype)
+
     def issues(self, res: dict[str, Any], profiles: list[str] | None = None) -> list[dict[str, Any]]:
         """Every issue of ``res``: errors, warnings and information, as OperationOutcome issues.
 
