@@ -34,6 +34,7 @@ from fhirpathpy.models import models as fhirpath_models
 
 from carebridge import paths
 from server.fhir import nhs_number
+from server.validation.fast_invariants import FAST_PATHS
 from server.validation.outcome import Finding
 
 #: invariants deliberately not evaluated here, by key, with the reason
@@ -146,6 +147,8 @@ NATIVE_REASONS: Final[Mapping[str, str]] = {
     "dom-5": "fast path, as dom-2",
     "dom-6": "fast path, as dom-2",
     "ref-1": "fast path: runs on every Reference; a test checks it agrees with fhirpathpy on HL7's examples",
+    **{key: "fast path (server/validation/fast_invariants.py): on the datatypes and resources nearly every write "
+            "holds; a test checks it agrees with fhirpathpy" for key in FAST_PATHS},
     "cb-nhs-1": "the package's NHS number rule takes fhirpathpy about 6 ms (forty substring/toInteger calls); "
                 "it runs as server.fhir.nhs_number's modulus 11 check, which a test shows agrees with the "
                 "FHIRPath on valid and invalid numbers",
@@ -181,7 +184,8 @@ class Invariant:
     #: why it is not evaluated (then ``run`` is None)
     skipped: str | None = None
     run: Callable[..., list[Any]] | None = None
-    native: Callable[[Any, Any, Any], bool] | None = None
+    #: the Python check: True passes, False fails, None leaves the case to ``run``
+    native: Callable[[Any, Any, Any], bool | None] | None = None
 
     @property
     def evaluated(self) -> bool:
@@ -192,8 +196,9 @@ class Invariant:
 
         ``resource`` is ``%resource`` (the resource holding the element), ``root`` is
         ``%rootResource`` (its container, for a contained resource; else itself)."""
-        if self.native is not None:
-            result: list[Any] = [self.native(node, resource, root if root is not None else resource)]
+        decided = self.native(node, resource, root if root is not None else resource) if self.native else None
+        if decided is not None:
+            result: list[Any] = [decided]
         elif self.run is None:
             return None
         else:
@@ -223,6 +228,10 @@ def compile_invariant(key: str, severity: str, human: str, expression: str) -> I
         run = fhirpath_compile(expression, _MODEL, _OPTIONS)
     except Exception as exc:
         return Invariant(key, severity, human, expression, skipped=f"fhirpathpy cannot parse it: {exc}")
+    fast = FAST_PATHS.get(key)
+    if fast is not None and fast[0] == expression:
+        # fhirpathpy stays for the cases the fast path leaves undecided
+        return Invariant(key, severity, human, expression, run=run, native=fast[1])
     return Invariant(key, severity, human, expression, run=run)
 
 

@@ -177,3 +177,94 @@ def test_fast_paths_agree_with_fhirpathpy(key: str) -> None:
             outcomes.add(fast)
             compared += 1
     assert outcomes == {True, False} and compared > 200
+
+
+# -- the datatype and resource fast paths (server/validation/fast_invariants.py) ---------------
+def _fast_path_failures() -> list[dict[str, Any]]:
+    """Resources on which each fast path gives false, or hands over to fhirpathpy."""
+    ver = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                       "code": "entered-in-error"}]}
+    clinical = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]}
+    resolved = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                            "code": "resolved"}]}
+    cc = {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]}
+    subject = {"reference": "Patient/p"}
+    return [
+        {"resourceType": "Patient", "telecom": [{"value": "0116 000 0000"}, {"_system": {"id": "s"}, "value": "x"},
+                                                {"system": "phone", "_value": {"id": "v"}}]},
+        {"resourceType": "Patient", "contact": [{"gender": "female"}, {"name": {"family": "Reid"}}]},
+        {"resourceType": "Observation", "status": "final", "code": cc,
+         "valueQuantity": {"value": 1, "code": "mm[Hg]"}, "dataAbsentReason": cc,
+         "component": [{"code": cc, "valueQuantity": {"value": 2, "unit": "mm"}}]},
+        {"resourceType": "Observation", "status": "final", "code": cc, "_valueString": {"id": "x"},
+         "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]}}]},
+        {"resourceType": "Condition", "subject": subject, "category": [cc]},
+        {"resourceType": "Condition", "subject": subject, "category": [cc], "verificationStatus": ver},
+        {"resourceType": "Condition", "subject": subject, "clinicalStatus": clinical, "verificationStatus": ver,
+         "abatementString": "gone"},
+        {"resourceType": "Condition", "subject": subject, "clinicalStatus": resolved,
+         "abatementDateTime": "2020-01-01", "onsetPeriod": {"start": "2020-02", "end": "2020-01"}},
+        {"resourceType": "ServiceRequest", "status": "active", "intent": "order", "subject": subject,
+         "orderDetail": [cc], "occurrencePeriod": {"start": "2020-01-01T10:00:00Z", "end": "2020-01-01T09:00:00Z"}},
+        {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"},
+         "period": {"start": "2020-01-01T10:00:00+01:00", "end": "2020-01-01T09:30:00Z"}},
+        {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"},
+         "period": {"start": "2020-01-01", "end": "2020-01-01T09:30:00Z"}},
+        {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"},
+         "period": {"start": "2021", "end": "2020-12-31"}},
+        {"resourceType": "DocumentReference", "status": "current", "content": [{"attachment": {"data": "eA=="}}]},
+        {"resourceType": "Observation", "status": "final", "code": cc,
+         "valueQuantity": {"value": 1, "code": "kg"}},
+    ]
+
+
+def test_every_fast_path_stands_for_an_r4_expression() -> None:
+    from server.validation.fast_invariants import FAST_PATHS
+
+    for key, (expression, _) in FAST_PATHS.items():
+        assert (key, expression) in ALL, key
+        assert compile_invariant(key, "error", "", expression).native is not None
+    # a constraint reusing a key with another expression is fhirpathpy's
+    assert compile_invariant("cpt-2", "error", "", "system.exists()").native is None
+
+
+def test_datatype_fast_paths_agree_with_fhirpathpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fhirpathpy import compile as fhirpath_compile
+    from fhirpathpy.engine.nodes import ResourceNode
+
+    from server.validation import invariants
+    from server.validation.fast_invariants import FAST_PATHS
+
+    calls: list[tuple[Any, Any, str, Any, Any]] = []
+    original = invariants.Invariant.check
+
+    def record(self: Any, node: Any, type_path: str, resource: Any, where: str, root: Any = None) -> Any:
+        if self.key in FAST_PATHS and self.native is not None:
+            calls.append((self, node, type_path, resource, root if root is not None else resource))
+        return original(self, node, type_path, resource, where, root)
+
+    monkeypatch.setattr(invariants.Invariant, "check", record)
+    for resource in [*_samples(), *_fast_path_failures()]:
+        core_invariants().check(resource)
+    general = {key: fhirpath_compile(expression, models["r4"], invariants._OPTIONS)
+               for key, (expression, _) in FAST_PATHS.items()}
+    outcomes: dict[str, set[bool | None]] = {key: set() for key in FAST_PATHS}
+    for invariant, node, type_path, resource, root in calls:
+        expected = general[invariant.key](ResourceNode.create_node(node, type_path),
+                                          {"resource": resource, "rootResource": root})
+        fast = invariant.native(node, resource, root)
+        outcomes[invariant.key].add(fast)
+        if fast is not None:
+            assert fast == (expected != [False]), (invariant.key, node, expected)
+    # each one was seen both passing and failing, and per-1 handed some cases over
+    for key, seen in outcomes.items():
+        assert {True, False} <= seen, (key, seen)
+    assert None in outcomes["per-1"]
+
+
+def test_a_fast_path_failure_is_reported_like_any_other() -> None:
+    bad = {"resourceType": "Patient", "telecom": [{"value": "0116 000 0000"}]}
+    assert ("error", "Patient.telecom[0]", "cpt-2") in _core(bad)
+    undecided = {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"},
+                 "period": {"start": "2020-01-01T10:00:00+01:00", "end": "2020-01-01T08:30:00Z"}}
+    assert ("error", "Encounter.period", "per-1") in _core(undecided)
