@@ -80,8 +80,10 @@ class RowReader:
                            row[5] if row[5] is None or isinstance(row[5], bytes) else bytes(row[5]), bool(row[6]))
                 for row in rows]
 
-    def current(self, resource_type: str, id: str) -> CurrentRow | None:
-        conn: Any = self.engine.raw_connection()
+    def current(self, resource_type: str, id: str, dbapi_conn: Any = None) -> CurrentRow | None:
+        """The current row of ``resource_type/id`` (deleted ones too), on a pooled connection
+        of its own or, inside a transaction, on that transaction's ``dbapi_conn``."""
+        conn: Any = dbapi_conn if dbapi_conn is not None else self.engine.raw_connection()
         try:
             cursor = conn.cursor()
             try:
@@ -90,7 +92,8 @@ class RowReader:
             finally:
                 cursor.close()
         finally:
-            conn.close()
+            if dbapi_conn is None:
+                conn.close()
         if row is None:
             return None
         content = row[5]

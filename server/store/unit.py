@@ -228,10 +228,12 @@ class UnitOfWork:
 
     # -- reads -------------------------------------------------------------------------------
     def _current_row(self, rtype: str, id: str, visible_only: bool = True) -> Any:
+        if not visible_only or self.policy.visibility(self.ctx, rtype).everything:
+            # every write looks its target up first: the reader's precompiled statement, in
+            # this transaction, without SQLAlchemy's statement building
+            return self.repo.reader.current(rtype, id, self.conn.connection.dbapi_connection)
         r = resource
-        stmt = select(*_COLUMNS).where(r.c.resource_type == rtype, r.c.id == id)
-        if visible_only:
-            stmt = stmt.where(self.visible(rtype, r))
+        stmt = select(*_COLUMNS).where(r.c.resource_type == rtype, r.c.id == id, self.visible(rtype, r))
         return self.conn.execute(stmt).first()
 
     def is_visible(self, rtype: str, pk: int) -> bool:

@@ -10,6 +10,7 @@ DBAPI cursor of the unit of work's connection, inside its transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table, bindparam, delete, insert
@@ -32,11 +33,26 @@ class _Statement:
         self.sql = sql
         self.columns = tuple(columns)
         self.positional = positional
+        # rows built by the indexer carry every column; itemgetter reads them in C
+        self._get = itemgetter(*self.columns) if len(self.columns) > 1 else None
 
     def params(self, row: dict[str, Any]) -> Any:
         if self.positional:
+            if self._get is not None:
+                try:
+                    return self._get(row)
+                except KeyError:
+                    pass
             return tuple(row.get(c) for c in self.columns)
         return {c: row.get(c) for c in self.columns}
+
+    def many(self, rows: list[dict[str, Any]]) -> list[Any]:
+        if self.positional and self._get is not None:
+            try:
+                return list(map(self._get, rows))
+            except KeyError:
+                pass
+        return [self.params(r) for r in rows]
 
 
 class RowWriter:
@@ -82,7 +98,7 @@ class RowWriter:
                     if len(rows) == 1:
                         cur.execute(stmt.sql, stmt.params(rows[0]))
                     else:
-                        cur.executemany(stmt.sql, [stmt.params(r) for r in rows])
+                        cur.executemany(stmt.sql, stmt.many(rows))
         finally:
             cur.close()
 
