@@ -76,7 +76,7 @@ token_index = Table(
     #: display/text, normalised, for the :text modifier
     Column("text", String(256), nullable=True),
 )
-Index("ix_token_code", token_index.c.param_id, token_index.c.code, token_index.c.system)
+Index("ix_token_code", token_index.c.param_id, token_index.c.code, token_index.c.system, token_index.c.resource_pk)
 Index("ix_token_pk", token_index.c.resource_pk)
 
 string_index = Table(
@@ -89,7 +89,7 @@ string_index = Table(
     #: as written, for :exact
     Column("value", String(256), nullable=False),
 )
-Index("ix_string_norm", string_index.c.param_id, string_index.c.norm)
+Index("ix_string_norm", string_index.c.param_id, string_index.c.norm, string_index.c.resource_pk)
 Index("ix_string_pk", string_index.c.resource_pk)
 
 date_index = Table(
@@ -100,8 +100,8 @@ date_index = Table(
     Column("low", BigInteger, nullable=False),
     Column("high", BigInteger, nullable=False),
 )
-Index("ix_date_low", date_index.c.param_id, date_index.c.low)
-Index("ix_date_high", date_index.c.param_id, date_index.c.high)
+Index("ix_date_low", date_index.c.param_id, date_index.c.low, date_index.c.high, date_index.c.resource_pk)
+Index("ix_date_high", date_index.c.param_id, date_index.c.high, date_index.c.low, date_index.c.resource_pk)
 Index("ix_date_pk", date_index.c.resource_pk)
 
 number_index = Table(
@@ -115,7 +115,7 @@ number_index = Table(
     Column("system", String(256), nullable=True),
     Column("code", String(64), nullable=True),
 )
-Index("ix_number_low", number_index.c.param_id, number_index.c.low)
+Index("ix_number_low", number_index.c.param_id, number_index.c.low, number_index.c.high, number_index.c.resource_pk)
 Index("ix_number_pk", number_index.c.resource_pk)
 
 reference_index = Table(
@@ -128,8 +128,9 @@ reference_index = Table(
     #: absolute or canonical references that are not local Type/id
     Column("url", String(512), nullable=True),
 )
-Index("ix_reference_target", reference_index.c.param_id, reference_index.c.target_id, reference_index.c.target_type)
-Index("ix_reference_url", reference_index.c.param_id, reference_index.c.url)
+Index("ix_reference_target", reference_index.c.param_id, reference_index.c.target_id, reference_index.c.target_type,
+      reference_index.c.resource_pk)
+Index("ix_reference_url", reference_index.c.param_id, reference_index.c.url, reference_index.c.resource_pk)
 Index("ix_reference_pk", reference_index.c.resource_pk)
 
 uri_index = Table(
@@ -139,7 +140,7 @@ uri_index = Table(
     Column("param_id", Integer, nullable=False),
     Column("value", String(512), nullable=False),
 )
-Index("ix_uri_value", uri_index.c.param_id, uri_index.c.value)
+Index("ix_uri_value", uri_index.c.param_id, uri_index.c.value, uri_index.c.resource_pk)
 Index("ix_uri_pk", uri_index.c.resource_pk)
 
 compartment = Table(

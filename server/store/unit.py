@@ -8,6 +8,7 @@ that same visibility, so their outcomes never reveal a hidden resource.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 import zlib
@@ -62,6 +63,10 @@ _COLUMNS = (resource.c.pk, resource.c.resource_type, resource.c.id, resource.c.v
 MAX_INCLUDE_ROUNDS = 4
 #: a clause with fewer index rows than this drives its query (see UnitOfWork._choose_driver)
 DRIVER_LIMIT = 2000
+#: how many covering-index entries a clause may read for the price of one probe of the key walk
+WALK_PROBE_COST = 30
+#: the most index rows a clause is counted up to when choosing how to run a search
+DRIVER_CAP = 50_000
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,15 @@ def _pages_by_last_updated(query: SearchQuery) -> bool:
     if query.sort or len(query.resource_types) != 1:
         return False
     return any(c.param is None and c.name == "_lastUpdated" for c in query.clauses)
+
+
+def _clause_key(rtype: str, c: Clause) -> tuple[Any, ...]:
+    """What a clause's index rows depend on: its type, parameter, modifier and values."""
+    def values(vs: list[Any]) -> tuple[Any, ...]:
+        return tuple((v.prefix, v.raw, v.system, v.code, v.has_bar) for v in vs)
+
+    return (rtype, c.param.param_id if c.param is not None else c.name, c.modifier, values(c.values),
+            tuple(values(vs) for vs in c.same_row))
 
 
 def _stored(row: Any) -> StoredResource:
@@ -469,7 +483,7 @@ class UnitOfWork:
 
     # -- search --------------------------------------------------------------------------------
     def _type_predicate(
-        self, rtype: str, r: FromClause, clauses: list[Clause], plan: bool = False
+        self, rtype: str, r: FromClause, clauses: list[Clause], plan: bool = False, page: int = 50
     ) -> ColumnElement[bool]:
         clauses = fold_date_clauses(clauses)
         if not plan or not clauses:
@@ -478,7 +492,7 @@ class UnitOfWork:
                 *(self.compiler.clause(rtype, r, c) for c in clauses),
                 self.visible(rtype, r),
             )
-        driver = self._choose_driver(rtype, r, clauses)
+        driver = self._choose_driver(rtype, r, clauses, page)
         preds: list[ColumnElement[bool]] = []
         if driver is None:
             preds.append(r.c.resource_type == rtype)  # scan the type in key order, probe each clause
@@ -490,29 +504,44 @@ class UnitOfWork:
                 self.compiler.correlated = False
         return and_(*preds, self.visible(rtype, r))
 
-    def _choose_driver(self, rtype: str, r: FromClause, clauses: list[Clause]) -> Clause | None:
+    def _choose_driver(self, rtype: str, r: FromClause, clauses: list[Clause], page: int = 50) -> Clause | None:
         """The clause to drive the query from, or None to scan the type in key order.
 
-        A clause matching few resources is best read from its index and the rest checked
-        against it; when every clause matches many, walking the type's resources in key
-        order and probing each clause's index finds a page after a few dozen rows. Which
-        case holds is measured, not guessed: a count of each clause's index rows, capped
-        at :data:`DRIVER_LIMIT`, costs a few index steps.
+        A clause is read from its covering index at a fraction of a microsecond per match;
+        walking the type's resources in key order and probing each clause's index costs a
+        probe per resource walked, and finds a page of ``page`` after about
+        ``page * resources of the type / matches`` of them. The clause with the fewest
+        matches drives when reading all its matches is the cheaper of the two: always
+        below :data:`DRIVER_LIMIT` matches, and up to ``sqrt(WALK_PROBE_COST * page *
+        resources of the type)`` (a family-name prefix matching 4% of 200,000 Patients
+        drives; ``status=active`` matching a third of the referrals walks). Each clause's
+        matches are counted up to that bound, which costs about as much as reading them.
         """
+        candidates = [c for c in clauses
+                      if not (c.param is None or c.has is not None or c.chain or c.modifier in ("not", "missing"))]
+        if not candidates:
+            return None
+        of_type = self.repo.type_counts.get(self.conn, rtype)
+        cap = min(DRIVER_CAP, max(DRIVER_LIMIT, math.isqrt(WALK_PROBE_COST * max(page, 1) * of_type)))
         best: tuple[int, Clause] | None = None
-        for c in clauses:
-            if c.param is None or c.has is not None or c.chain or c.modifier in ("not", "missing"):
-                continue
+        for c in candidates:
             self.compiler.clause(rtype, r, c)
             sub = self.compiler.last_subquery
             if sub is None:
                 continue
-            n = int(self.conn.execute(
-                select(func.count()).select_from(sub.limit(DRIVER_LIMIT).subquery())
-            ).scalar_one())
+            limit = cap if best is None else min(cap, best[0])
+            key = _clause_key(rtype, c)
+            known = self.repo.clause_counts.get(key, limit)
+            if known is not None:
+                n = min(known, limit)
+            else:
+                n = int(self.conn.execute(
+                    select(func.count()).select_from(sub.limit(limit).subquery())
+                ).scalar_one())
+                self.repo.clause_counts.put(key, n, limit)
             if best is None or n < best[0]:
                 best = (n, c)
-        if best is None or best[0] >= DRIVER_LIMIT:
+        if best is None or best[0] >= cap:
             return None
         return best[1]
 
@@ -520,7 +549,7 @@ class UnitOfWork:
         for t in query.resource_types:
             self.policy.require(self.ctx, "s", t)
         plan = len(query.resource_types) == 1 and not query.sort
-        per_type = [self._type_predicate(t, r, query.clauses_by_type.get(t, []), plan)
+        per_type = [self._type_predicate(t, r, query.clauses_by_type.get(t, []), plan, query.count + 1)
                     for t in query.resource_types]
         return and_(r.c.deleted == false(), or_(*per_type) if len(per_type) > 1 else per_type[0])
 
