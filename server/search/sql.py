@@ -46,8 +46,10 @@ def _prefix_range(column: Any, prefix: str) -> ColumnElement[bool]:
 
 
 class SqlCompiler:
-    def __init__(self, base_url: str | None, visible: VisibleFn):
+    def __init__(self, base_url: str | None, visible: VisibleFn, *, probe_hint: bool = True):
         self.base_url = base_url.rstrip("/") if base_url else None
+        #: keep a probe off the (parameter, value) index with "+ 0" (SQLite, see _pid)
+        self.probe_hint = probe_hint
         self.visible = visible
         #: compile membership as a correlated EXISTS probe (for a scan in key order)
         #: rather than ``pk IN (subquery)`` (for a clause that drives the query)
@@ -59,10 +61,15 @@ class SqlCompiler:
         self.narrow_dates = True
 
     def _pid(self, table: Any, pid: int) -> ColumnElement[bool]:
-        """The index rows of one parameter. In a probe ("+ 0") the planner is kept off the
-        (parameter, value) index: a probe looks up one resource's rows by ``resource_pk``,
-        and SQLite, without statistics, would otherwise scan the value range per probe."""
-        return table.c.param_id + 0 == pid if self.correlated else table.c.param_id == pid
+        """The index rows of one parameter. In a probe on SQLite ("+ 0") the planner is kept
+        off the (parameter, value) index: a probe looks up one resource's rows by
+        ``resource_pk``, and SQLite, without statistics, would otherwise scan the value range
+        per probe. PostgreSQL plans from its statistics, which an expression would blind (it
+        then guessed a handful of matches for ``status=active`` and scanned the whole token
+        table to join them)."""
+        if self.correlated and self.probe_hint:
+            return table.c.param_id + 0 == pid
+        return table.c.param_id == pid
 
     def _member(self, r: FromClause, sub: Any) -> ColumnElement[bool]:
         """``r`` is among the resources ``sub`` (a select of ``resource_pk``) names."""

@@ -139,7 +139,7 @@ class UnitOfWork:
         self.conn = conn
         self.ctx = ctx
         self.policy = repo.policy
-        self.compiler = SqlCompiler(repo.base_url, self.visible)
+        self.compiler = SqlCompiler(repo.base_url, self.visible, probe_hint=repo.is_sqlite)
         self._consent_predicates: dict[Caller, ConsentPredicate] = {}
         self._now: int | None = None
 

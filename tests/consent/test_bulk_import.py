@@ -59,3 +59,18 @@ def test_imported_store_shows_each_caller_what_is_shared(imported: Any, caller: 
             assert r.status_code == 200, r.text
             seen |= {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in r.json().get("entry", [])}
     assert seen == EXPECTED[caller]
+
+
+def test_a_load_leaves_postgresql_with_fresh_statistics(imported: Any, settings: Settings) -> None:
+    engine = make_engine(settings.database_url)
+    try:
+        if engine.dialect.name != "postgresql":
+            pytest.skip("SQLite plans without statistics: nothing to refresh after a load")
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT relname, last_vacuum IS NOT NULL, last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                "WHERE schemaname = current_schema() AND relname IN ('resource', 'token_index', 'string_index', "
+                "'reference_index')").all()
+        assert sorted(rows) == [(t, True, True) for t in ("reference_index", "resource", "string_index", "token_index")]
+    finally:
+        engine.dispose()
