@@ -31,6 +31,12 @@ def repo(fresh_engine: Engine) -> Repository:
     return repo
 
 
+def _weigh(monkeypatch: pytest.MonkeyPatch, cost: int) -> None:
+    """The same weight of a walk's probe on both stores."""
+    monkeypatch.setattr(unit, "WALK_PROBE_COST", cost)
+    monkeypatch.setattr(unit, "WALK_PROBE_COST_POSTGRESQL", cost)
+
+
 def _search(repo: Repository, params: list[tuple[str, str]]) -> tuple[list[str], Any]:
     chosen: list[Any] = []
     original = unit.UnitOfWork._choose_driver
@@ -51,16 +57,16 @@ def test_a_prefix_drives_when_reading_its_matches_is_cheaper_than_the_walk(
         repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
     params = [("family", "Jon"), ("_count", "10")]
     monkeypatch.setattr(unit, "DRIVER_LIMIT", 5)
-    monkeypatch.setattr(unit, "WALK_PROBE_COST", 0)  # every clause of more than 5 rows walks
+    _weigh(monkeypatch, 0)  # every clause of more than 5 rows walks
     walked, driver = _search(repo, params)
     assert driver is None and len(walked) == 10
     repo.clause_counts = ClauseCounts()
-    monkeypatch.setattr(unit, "WALK_PROBE_COST", 30)  # 25 rows against sqrt(30 * 11 * 60) = 140
+    _weigh(monkeypatch, 30)  # 25 rows against sqrt(30 * 11 * 60) = 140
     driven, driver = _search(repo, params)
     assert driver is not None and driver.name == "family"
     assert driven == walked  # the same page, in the same order
     # a clause matching more than the bound walks: gender matches 30 of the 60
-    monkeypatch.setattr(unit, "WALK_PROBE_COST", 1)  # sqrt(1 * 11 * 60) = 25
+    _weigh(monkeypatch, 1)  # sqrt(1 * 11 * 60) = 25
     _, driver = _search(repo, [("gender", "female"), ("_count", "10")])
     assert driver is None
 
@@ -105,3 +111,21 @@ def test_type_counts_are_counted_once_per_ttl(repo: Repository) -> None:
         assert counts.get(conn, "Patient") == 60  # remembered
         counts.forget()
         assert counts.get(conn, "Patient") == 61
+
+
+def test_a_postgresql_walk_stays_a_correlated_probe(repo: Repository) -> None:
+    """PostgreSQL would turn the walk's EXISTS into a semi-join over every match; the OFFSET
+    keeps it a probe per resource walked (SQLite's probe keeps its own index hint instead)."""
+    from sqlalchemy import select
+
+    from server.search.sql import SqlCompiler
+    from server.store.schema import resource
+
+    query = repo.parse_search(["Patient"], [("gender", "female")])
+    clause = query.clauses_by_type["Patient"][0]
+    r = resource.alias("r")
+    for sqlite, wanted, unwanted in ((True, "param_id + ", "OFFSET"), (False, "OFFSET", "param_id + ")):
+        compiler = SqlCompiler(None, lambda *a: None, probe_hint=sqlite)  # type: ignore[arg-type,return-value]
+        compiler.correlated = True
+        sql = str(select(r.c.pk).where(compiler.clause("Patient", r, clause)).compile(repo.engine))
+        assert wanted in sql and unwanted not in sql, sql
