@@ -29,7 +29,7 @@ from server.store.engine import make_engine, migrate
 from server.store.indexing import build_rows
 from server.store.reindex import check_definitions
 from server.store.repository import Repository
-from server.store.schema import INDEX_TABLES, resource, resource_version
+from server.store.schema import metadata, resource, resource_version
 from server.store.unit import ID_PATTERN
 
 
@@ -174,8 +174,8 @@ def refresh_statistics(engine: Engine) -> None:
     if engine.dialect.name != "postgresql":
         return
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        for table in ("resource", "resource_version", *(t.name for t in INDEX_TABLES.values()), "compartment"):
-            conn.exec_driver_sql(f"VACUUM (ANALYZE) {table}")
+        for table in metadata.sorted_tables:
+            conn.exec_driver_sql(f"VACUUM (ANALYZE) {table.name}")
 
 
 def import_ndjson(settings: Settings, files: list[Path], batch_size: int = 1000, progress: bool = True) -> int:

@@ -38,7 +38,6 @@ class WalCheckpointer:
         #: the thread ends once the engine it serves is gone (or the file is)
         self._owner = weakref.ref(owner) if owner is not None else None
         self.interval = interval
-        self.checkpoints = 0
         #: the last checkpoint's (frames in the log, frames copied back)
         self.last: tuple[int, int] | None = None
         self._stop = threading.Event()
@@ -58,12 +57,10 @@ class WalCheckpointer:
     def running(self) -> bool:
         return self._thread.is_alive()
 
-    def checkpoint(self, conn: sqlite3.Connection) -> tuple[int, int]:
-        """One passive checkpoint: (frames in the log, frames copied back)."""
+    def checkpoint(self, conn: sqlite3.Connection) -> None:
+        """One passive checkpoint; ``last`` says how far it got."""
         row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        self.checkpoints += 1
         self.last = (int(row[1]), int(row[2]))
-        return self.last
 
     def _run(self) -> None:
         try:

@@ -26,7 +26,7 @@ from server.search.query import QueryParser, SearchQuery
 from server.store.hooks import WriteHooks, default_hooks
 from server.store.reader import RowReader
 from server.store.records import HistoryPage, SearchPage, StoredResource, WriteOutcome
-from server.store.statistics import ClauseCounts, TypeCounts
+from server.store.statistics import PlanCounts
 from server.store.unit import UnitOfWork, prepare
 from server.store.writer import RowWriter
 from server.validation.resource import ResourceValidator
@@ -56,9 +56,8 @@ class Repository:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self.writer = RowWriter(engine.dialect)
         self.reader = RowReader(engine)
-        #: resources per type, for the search planner (server/store/statistics.py)
-        self.type_counts = TypeCounts()
-        self.clause_counts = ClauseCounts()
+        #: resources per type and index rows per clause, for the search planner
+        self.plan_counts = PlanCounts()
         #: derivations written in the same transaction as their source (server/store/hooks.py)
         self.hooks = hooks if hooks is not None else default_hooks()
 

@@ -13,6 +13,7 @@ import re
 import uuid
 import zlib
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import jsonpatch
@@ -524,7 +525,9 @@ class UnitOfWork:
                       if not (c.param is None or c.has is not None or c.chain or c.modifier in ("not", "missing"))]
         if not candidates:
             return None
-        of_type = self.repo.type_counts.get(self.conn, rtype)
+        counts = self.repo.plan_counts
+        of_type = counts.count(("type", rtype), partial(
+            self._count_rows, select(resource.c.pk).where(resource.c.resource_type == rtype)))
         weight = WALK_PROBE_COST if self.repo.is_sqlite else WALK_PROBE_COST_POSTGRESQL
         cap = min(DRIVER_CAP, max(DRIVER_LIMIT, math.isqrt(weight * max(page, 1) * of_type)))
         best: tuple[int, Clause] | None = None
@@ -534,20 +537,16 @@ class UnitOfWork:
             if sub is None:
                 continue
             limit = cap if best is None else min(cap, best[0])
-            key = _clause_key(rtype, c)
-            known = self.repo.clause_counts.get(key, limit)
-            if known is not None:
-                n = min(known, limit)
-            else:
-                n = int(self.conn.execute(
-                    select(func.count()).select_from(sub.limit(limit).subquery())
-                ).scalar_one())
-                self.repo.clause_counts.put(key, n, limit)
+            n = counts.count(_clause_key(rtype, c), partial(self._count_rows, sub), limit)
             if best is None or n < best[0]:
                 best = (n, c)
         if best is None or best[0] >= cap:
             return None
         return best[1]
+
+    def _count_rows(self, sub: Any, upto: int | None) -> int:
+        """Rows of the index subquery ``sub``, counted up to ``upto``."""
+        return int(self.conn.execute(select(func.count()).select_from(sub.limit(upto).subquery())).scalar_one())
 
     def _search_where(self, query: SearchQuery, r: FromClause) -> ColumnElement[bool]:
         for t in query.resource_types:

@@ -95,7 +95,7 @@ class ResourceValidator:
                 self._structure = StructureValidator()
         self._profiles = profiles
 
-    def warm(self, resource_types: tuple[str, ...] | None = None) -> None:
+    def warm(self) -> None:
         """Compile what the first write would otherwise compile (R4's invariants, the profiles
         held, each served type's model), so that a server's first request is not the one
         that waits several hundred milliseconds for it."""
@@ -106,7 +106,7 @@ class ResourceValidator:
         if self._profiles:
             core_invariants()
             default_profiles()
-        for rtype in resource_types or RESOURCE_TYPES:
+        for rtype in RESOURCE_TYPES:
             _model(rtype)
 
     def issues(self, res: dict[str, Any], profiles: list[str] | None = None) -> list[dict[str, Any]]:

@@ -45,8 +45,7 @@ def test_writers_keep_a_backstop_and_the_thread_copies_the_log_back(tmp_path: Pa
                   "the thread to copy the whole log back")
         engine.dispose()
         # the database file itself holds the rows: read it with the log out of the way
-        for p in tmp_path.glob("store.db-wal"):
-            assert p.stat().st_size > 0
+        assert (tmp_path / "store.db-wal").stat().st_size > 0  # the log is still there beside it
         with sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True) as conn:
             assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 200
     finally:

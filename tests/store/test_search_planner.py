@@ -14,7 +14,7 @@ from server.consent.context import AccessContext
 from server.definitions.search_parameters import default_registry
 from server.store.engine import migrate
 from server.store.repository import Repository
-from server.store.statistics import ClauseCounts, TypeCounts
+from server.store.statistics import PlanCounts
 
 CTX = AccessContext.system("planner-test")
 
@@ -60,7 +60,7 @@ def test_a_prefix_drives_when_reading_its_matches_is_cheaper_than_the_walk(
     _weigh(monkeypatch, 0)  # every clause of more than 5 rows walks
     walked, driver = _search(repo, params)
     assert driver is None and len(walked) == 10
-    repo.clause_counts = ClauseCounts()
+    repo.plan_counts = PlanCounts()
     _weigh(monkeypatch, 30)  # 25 rows against sqrt(30 * 11 * 60) = 140
     driven, driver = _search(repo, params)
     assert driver is not None and driver.name == "family"
@@ -74,13 +74,14 @@ def test_a_prefix_drives_when_reading_its_matches_is_cheaper_than_the_walk(
 def test_counts_are_remembered_per_clause(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(unit, "DRIVER_LIMIT", 5)
     counted: list[int] = []
-    original = ClauseCounts.put
+    original = PlanCounts.put
 
-    def spy(self: ClauseCounts, key: Any, n: int, counted_to: int) -> None:
-        counted.append(n)
+    def spy(self: PlanCounts, key: Any, n: int, counted_to: int | None = None) -> None:
+        if key[0] != "type":
+            counted.append(n)
         original(self, key, n, counted_to)
 
-    monkeypatch.setattr(ClauseCounts, "put", spy)
+    monkeypatch.setattr(PlanCounts, "put", spy)
     first, _ = _search(repo, [("family", "Jon")])
     again, _ = _search(repo, [("family", "Jon")])
     assert first == again and len(first) == 25 and counted == [25]
@@ -88,44 +89,31 @@ def test_counts_are_remembered_per_clause(repo: Repository, monkeypatch: pytest.
     assert counted == [25, 35]
 
 
-def test_clause_counts_expire_and_respect_the_cap() -> None:
-    counts = ClauseCounts(ttl=60, size=2)
-    counts.put("a", 7, 100)  # exact: good for any cap
+def test_plan_counts_expire_and_respect_the_cap() -> None:
+    counts = PlanCounts(ttl=60, size=2)
+    counts.put("a", 7, 100)  # fewer than counted up to: exact, good for any cap
     assert counts.get("a", 10) == 7 and counts.get("a", 1000) == 7
-    counts.put("b", 100, 100)  # capped at 100: says nothing about a cap of 1000
+    counts.put("b", 100, 100)  # stopped at 100: says nothing about a cap of 1000
     assert counts.get("b", 50) == 100 and counts.get("b", 1000) is None
-    counts.put("c", 1, 10)  # the oldest goes
-    assert counts.get("a", 10) is None and counts.get("c", 10) == 1
-    stale = ClauseCounts(ttl=0)
+    counts.put("c", 1)  # exact; the oldest goes
+    assert counts.get("a", 10) is None and counts.get("c") == 1
+    stale = PlanCounts(ttl=0)
     stale.put("a", 7, 100)
     assert stale.get("a", 10) is None
 
 
-def test_type_counts_are_counted_once_per_ttl(repo: Repository) -> None:
-    counts = TypeCounts(ttl=3600)
-    with repo.engine.connect() as conn:
-        assert counts.get(conn, "Patient") == 60
-    with repo.unit(CTX) as u:
-        u.create({"resourceType": "Patient", "name": [{"family": "Late"}]})
-    with repo.engine.connect() as conn:
-        assert counts.get(conn, "Patient") == 60  # remembered
-        counts.forget()
-        assert counts.get(conn, "Patient") == 61
+def test_a_count_is_made_once_per_ttl() -> None:
+    counted: list[int | None] = []
 
+    def counter(upto: int | None) -> int:
+        counted.append(upto)
+        return 60 if upto is None else min(60, upto)
 
-def test_a_postgresql_walk_stays_a_correlated_probe(repo: Repository) -> None:
-    """PostgreSQL would turn the walk's EXISTS into a semi-join over every match; the OFFSET
-    keeps it a probe per resource walked (SQLite's probe keeps its own index hint instead)."""
-    from sqlalchemy import select
-
-    from server.search.sql import SqlCompiler
-    from server.store.schema import resource
-
-    query = repo.parse_search(["Patient"], [("gender", "female")])
-    clause = query.clauses_by_type["Patient"][0]
-    r = resource.alias("r")
-    for sqlite, wanted, unwanted in ((True, "param_id + ", "OFFSET"), (False, "OFFSET", "param_id + ")):
-        compiler = SqlCompiler(None, lambda *a: None, probe_hint=sqlite)  # type: ignore[arg-type,return-value]
-        compiler.correlated = True
-        sql = str(select(r.c.pk).where(compiler.clause("Patient", r, clause)).compile(repo.engine))
-        assert wanted in sql and unwanted not in sql, sql
+    counts = PlanCounts(ttl=3600)
+    assert counts.count(("type", "Patient"), counter) == 60
+    assert counts.count(("type", "Patient"), counter) == 60
+    assert counted == [None]
+    assert counts.count("clause", counter, 25) == 25 and counts.count("clause", counter, 10) == 10
+    assert counted == [None, 25]  # counted to 25: good for any cap up to 25
+    assert counts.count("clause", counter, 50) == 50 and counted == [None, 25, 50]
+    assert PlanCounts(ttl=0).count("x", counter) == 60 and counted == [None, 25, 50, None]
