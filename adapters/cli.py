@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Iterator
 from pathlib import Path
 
+from carebridge import heap
 from carebridge.config import Settings
 
 
@@ -34,6 +35,7 @@ def cmd_ingest_gp_referral(args: argparse.Namespace, settings: Settings) -> int:
         from server.api.app import build_state
 
         state = build_state(settings)
+        heap.settle()
         workers = default_workers() if args.workers is None else args.workers
         outcomes = (o for _, o in ingest(state.repository, _read(args.paths), batch_size=args.batch_size,
                                          workers=workers))
@@ -70,6 +72,7 @@ def cmd_replay_gp_referral(args: argparse.Namespace, settings: Settings) -> int:
     from server.api.app import build_state
 
     state = build_state(settings)
+    heap.settle()
     mapping = load(args.mapping or latest_version())
     rejected = 0
     for o in replay(state.repository, mapping):
@@ -84,6 +87,7 @@ def cmd_mllp(args: argparse.Namespace, settings: Settings) -> int:
     from server.api.app import build_state
 
     state = build_state(settings)
+    heap.settle()
     serve_forever(state.repository, args.host or "127.0.0.1", args.port,
                   Limits(idle_timeout=args.idle_timeout, max_message=args.max_message))
     return 0

@@ -23,6 +23,7 @@ from adapters.common.landing import Planner, land
 from adapters.common.result import Outcome
 from adapters.gp_referral.convert import Converted, convert
 from adapters.gp_referral.mapping import Mapping, load
+from carebridge import heap
 from server.store.repository import Repository
 from server.store.transaction import TransactionPlan
 
@@ -53,6 +54,7 @@ def start_worker(repo: Repository, mapping: Mapping, key: bytes) -> None:
     global _worker
     repo.engine.dispose(close=False)  # the parent's pooled connections are not this process's
     _worker = (mapping, Planner(repo, key))
+    heap.settle()
 
 
 def pack(c: Converted, keep_message: bool = False) -> Packed:

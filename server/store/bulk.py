@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, insert, select
 
+from carebridge import heap
 from carebridge.config import Settings
 from server.consent.context import AccessContext
 from server.definitions.search_parameters import RESOURCE_TYPES, default_registry
@@ -188,6 +189,8 @@ def import_ndjson(settings: Settings, files: list[Path], batch_size: int = 1000,
     registry = default_registry()
     check_definitions(engine, registry)
     repo = Repository(engine, registry, base_url=settings.fhir_base_url)
+    repo.validator.warm()
+    heap.settle()
     start_background_checkpoints(engine)
     try:
         report = BulkLoader(repo).load_files(files, batch_size=batch_size, progress=progress)
