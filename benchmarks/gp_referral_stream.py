@@ -1,6 +1,8 @@
 """Memory while streaming a large referral file: the file is read in 64 kB chunks, split into
 messages and each converted to its Bundle (the path ``ingest`` and ``check`` share); peak RSS
-is sampled as it goes. ``--land`` also lands every message in a fresh SQLite store.
+is sampled as it goes. ``--land`` also lands every message in a fresh SQLite store the way
+``carebridge ingest`` does (worker processes, settled heap), with the workers' RSS beside the
+writer's.
 
     .venv/bin/python benchmarks/gp_referral_stream.py [--messages 100000] [--land]
 """
@@ -16,12 +18,28 @@ from pathlib import Path
 from _referrals import messages
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+def rss_mb(pid: str = "self") -> float:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except FileNotFoundError:  # a worker that has just exited
+        return 0.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def workers_rss_mb() -> list[float]:
+    """RSS of each child process (the ingest's workers), from /proc."""
+    own = Path("/proc/self/task")
+    children = [c for t in own.iterdir() for c in (t / "children").read_text().split()]
+    return [rss_mb(c) for c in children]
+
+
+def memory() -> str:
+    kids = workers_rss_mb()
+    extra = f", workers {' + '.join(f'{k:.0f}' for k in kids)} MB" if kids else ""
+    return f"RSS {rss_mb():6.0f} MB{extra}"
 
 
 def main() -> None:
@@ -46,18 +64,20 @@ def main() -> None:
     start = time.perf_counter()
     n = 0
     if args.land:
-        from adapters.gp_referral.ingest import ingest
+        from adapters.gp_referral.ingest import default_workers, ingest
+        from carebridge import heap
         from carebridge.config import Settings
         from server.api.app import build_state
 
         state = build_state(Settings(database_url=f"sqlite:///{work / 's.sqlite'}", var_dir=work))
-        stream = (o for _, o in ingest(state.repository, raws()))
+        heap.settle()
+        stream = (o for _, o in ingest(state.repository, raws(), workers=default_workers()))
     else:
         stream = (convert(r) for r in raws())
     for _ in stream:
         n += 1
         if n % (args.messages // 10 or 1) == 0:
-            print(f"{n:>8} messages  RSS {rss_mb():6.0f} MB  {n / (time.perf_counter() - start):,.0f} msgs/s",
+            print(f"{n:>8} messages  {memory()}  {n / (time.perf_counter() - start):,.0f} msgs/s",
                   flush=True)
     print(f"done: {n} messages in {time.perf_counter() - start:.0f} s; RSS after {rss_mb():.0f} MB")
 
