@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from server.fhir.dates import now_instant
+from server.fhir.dates import format_instant, now_instant
 from server.search.summary import apply_summary
 from server.store.records import HistoryPage, SearchPage, StoredResource
 
@@ -74,17 +74,10 @@ def history(base: str, page: HistoryPage, links: list[tuple[str, str]]) -> bytes
         request = {"method": method, "url": url if method != "POST" else item.resource_type}
         status = "201 Created" if item.version_id == 1 and method in ("POST", "PUT") else (
             "204 No Content" if method == "DELETE" else "200 OK")
-        response = {"status": status, "etag": item.etag, "lastModified": _instant(item.last_updated)}
+        response = {"status": status, "etag": item.etag, "lastModified": format_instant(item.last_updated)}
         piece = b'{"fullUrl":' + orjson.dumps(f"{base}/{url}")
         if item.content is not None:
             piece += b',"resource":' + item.content
         piece += b',"request":' + orjson.dumps(request) + b',"response":' + orjson.dumps(response) + b"}"
         parts.append(piece)
     return orjson.dumps(head)[:-1] + b',"entry":[' + b",".join(parts) + b"]}"
-
-
-def _instant(micros: int) -> str:
-    from server.fhir.dates import from_micros
-
-    dt = from_micros(micros)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from server.audit.capture import Touched
 from server.consent.callers import caller_of
 from server.consent.context import AccessContext
+from server.fhir.dates import format_instant, now_instant
 
 # -- code systems -----------------------------------------------------------------------------
 AUDIT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
@@ -86,8 +86,7 @@ def outcome_code(status: int) -> str:
 
 
 def instant(micros: int | None = None) -> str:
-    moment = datetime.now(UTC) if micros is None else datetime.fromtimestamp(micros / 1e6, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return now_instant()[0] if micros is None else format_instant(micros)
 
 
 def is_break_glass(ctx: AccessContext | None) -> bool:

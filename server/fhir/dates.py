@@ -9,6 +9,7 @@ alike. Values without a time zone are read in Europe/London, where this service 
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -106,12 +107,21 @@ def to_micros(value: datetime) -> int:
     return _micros(value)
 
 
+def format_instant(micros: int) -> str:
+    """A FHIR instant in UTC at millisecond precision (``2026-12-06T21:52:00.123Z``).
+
+    Every meta.lastUpdated, Bundle timestamp and AuditEvent time is written by this one
+    function: a transaction formats one per entry, and ``isoformat`` costs a fraction of
+    ``strftime``."""
+    moment = _EPOCH + timedelta(microseconds=micros - micros % 1000)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
 def now_instant() -> tuple[str, int]:
     """The current time as a FHIR instant (millisecond precision, UTC) and in microseconds."""
-    now = datetime.now(UTC)
-    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-    text = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-    return text, _micros(now)
+    micros = time.time_ns() // 1000
+    micros -= micros % 1000
+    return format_instant(micros), micros
 
 
 def http_date(micros: int) -> str:

@@ -35,7 +35,7 @@ from sqlalchemy import Connection, bindparam, select
 
 from server.consent.context import AccessContext
 from server.definitions.search_parameters import RESOURCE_TYPES
-from server.fhir.dates import from_micros
+from server.fhir.dates import format_instant
 from server.fhir.errors import BadRequest, FhirError, NotFound, PreconditionFailed
 from server.store.indexing import IndexRows
 from server.store.records import StoredResource
@@ -48,18 +48,13 @@ if TYPE_CHECKING:
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 
 
-def _instant(micros: int) -> str:
-    dt = from_micros(micros)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
 def _response(status: str, stored: StoredResource | None, base: str) -> dict[str, Any]:
     out: dict[str, Any] = {"status": status}
     if stored is not None:
         where = f"{stored.resource_type}/{stored.id}/_history/{stored.version_id}"
         out["location"] = f"{base}/{where}" if base else where
         out["etag"] = stored.etag
-        out["lastModified"] = _instant(stored.last_updated)
+        out["lastModified"] = format_instant(stored.last_updated)
     return out
 
 
