@@ -23,6 +23,11 @@ from fhirpathpy.models import models as fhirpath_models
 
 Extractor = Callable[[dict[str, Any]], list[Any]]
 
+#: bumped whenever a compiled walker may select something else for the same expression, so
+#: that stores indexed before are reported stale and ``carebridge reindex`` rebuilds them
+#: (2: elements resolved against R4, so ``performer`` no longer matched ``performerType``)
+EXTRACTION_REVISION = 2
+
 _IDENT = r"[A-Za-z][A-Za-z0-9_]*"
 _STEP = re.compile(
     rf"""\.(?:

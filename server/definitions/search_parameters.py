@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from carebridge import paths
-from server.definitions.fhirpath import Extractor, compile_expression
+from server.definitions.fhirpath import EXTRACTION_REVISION, Extractor, compile_expression
 
 #: The resource types this server stores and serves.
 RESOURCE_TYPES: tuple[str, ...] = (
@@ -56,7 +56,8 @@ class SearchParam:
 
     @property
     def expression_hash(self) -> str:
-        return hashlib.sha256(f"{self.type}|{self.expression}".encode()).hexdigest()[:16]
+        basis = f"{self.type}|{self.expression}|{EXTRACTION_REVISION}"
+        return hashlib.sha256(basis.encode()).hexdigest()[:16]
 
 
 def param_id(resource_type: str, code: str) -> int:
