@@ -13,7 +13,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# reindex first: a store kept from an older checkout may hold rows built from older definitions
 run: $(STAMP)
+	$(VENV)/bin/carebridge reindex
 	$(VENV)/bin/carebridge serve --demo-data
 
 test: $(STAMP)

@@ -113,6 +113,10 @@ def reindex(settings: Settings, *, all_params: bool = False, resource_type: str 
         if not params:
             print("reindex: every search parameter is up to date")
             return 0
+        if conn.execute(select(resource.c.pk).limit(1)).first() is None:
+            record(conn, params)
+            print("reindex: the store is empty; its definitions are recorded")
+            return 0
         count = reindex_params(conn, registry, params, settings.fhir_base_url)
         record(conn, params)
     print(f"reindex: {len(params)} search parameters rebuilt over {count} resources", file=sys.stdout)
