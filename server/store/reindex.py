@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 import orjson
 from sqlalchemy import Connection, Engine, delete, false, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from carebridge.config import Settings
 from server.definitions.search_parameters import SearchParam, SearchParameterRegistry, default_registry
@@ -44,12 +45,25 @@ def record(conn: Connection, params: Iterable[SearchParam]) -> None:
 
 def check_definitions(engine: Engine, registry: SearchParameterRegistry) -> list[SearchParam]:
     """At start-up: an empty store takes the current definitions as its own; otherwise the
-    parameters whose index rows were built from other definitions are returned (and logged)."""
-    with engine.begin() as conn:
-        stale = stale_params(conn, registry)
-        if stale and conn.execute(select(resource.c.pk).limit(1)).first() is None:
-            record(conn, stale)
-            return []
+    parameters whose index rows were built from other definitions are returned (and logged).
+
+    Several server workers start at once on a new store: when another one records the
+    definitions first, this one's insert collides with its rows, and reading them again
+    finds nothing left to record."""
+    for attempt in range(2):
+        try:
+            with engine.connect() as conn:
+                if conn.dialect.name == "sqlite":  # read and record under the write lock
+                    conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    stale = stale_params(conn, registry)
+                    if stale and conn.execute(select(resource.c.pk).limit(1)).first() is None:
+                        record(conn, stale)
+                        return []
+            break
+        except IntegrityError:
+            if attempt:
+                raise
     if stale:
         log.warning("%d search parameters changed since the store was indexed; run `carebridge reindex`: %s",
                     len(stale), ", ".join(f"{p.resource_type}.{p.code}" for p in stale[:10]))

@@ -3,17 +3,19 @@ rebuilt, and nothing else is touched."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 
 from carebridge.cli import main
 from carebridge.config import Settings
 from server.definitions import search_parameters
 from server.definitions.search_parameters import default_registry
-from server.store.engine import make_engine
-from server.store.reindex import check_definitions, stale_params
+from server.store.engine import make_engine, migrate
+from server.store.reindex import check_definitions, record, stale_params
 from server.store.schema import reference_index, search_param_state, token_index
 from tests.conftest import patient
 
@@ -71,3 +73,32 @@ def test_a_new_extraction_revision_makes_every_parameter_stale(settings: Setting
             assert len(stale_params(conn, registry)) == len(registry.all_indexed())
     finally:
         engine.dispose()
+
+
+def test_workers_starting_together_on_a_new_store_record_its_definitions_once(fresh_engine: Engine) -> None:
+    """One worker records while another reads: the second waits, then finds nothing to record
+    (on PostgreSQL its insert used to collide with the first's rows and the worker died)."""
+    migrate(fresh_engine)
+    registry = default_registry()
+    outcome: dict[str, Any] = {}
+
+    def second_worker() -> None:
+        try:
+            outcome["stale"] = check_definitions(fresh_engine, registry)
+        except Exception as exc:  # what the test is about: reported below, not lost in the thread
+            outcome["error"] = exc
+
+    with fresh_engine.connect() as first:
+        if first.dialect.name == "sqlite":
+            first = first.execution_options(sqlite_begin="IMMEDIATE")
+        with first.begin():
+            record(first, registry.all_indexed())
+            racer = threading.Thread(target=second_worker)
+            racer.start()
+            time.sleep(0.3)  # the second worker is now waiting on the first's rows
+        racer.join(30)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["stale"] == []
+    with fresh_engine.connect() as conn:
+        recorded = conn.execute(select(func.count()).select_from(search_param_state)).scalar_one()
+    assert recorded == len(registry.all_indexed())
