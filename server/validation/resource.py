@@ -65,7 +65,10 @@ def model_issues(res: dict[str, Any]) -> list[dict[str, Any]]:
 def business_issues(res: dict[str, Any]) -> list[dict[str, Any]]:
     issues = []
     rtype = res.get("resourceType", "")
-    for i, ident in enumerate(res.get("identifier") or []):
+    identifiers = res.get("identifier")
+    if not isinstance(identifiers, list):  # a wrong shape is the structure check's to report
+        return issues
+    for i, ident in enumerate(identifiers):
         if isinstance(ident, dict) and ident.get("system") == nhs_number.NHS_NUMBER_SYSTEM:
             problem = nhs_number.problem(str(ident.get("value", "")))
             if problem:

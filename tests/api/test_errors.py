@@ -125,6 +125,9 @@ def _bad_nhs():
     (uk.service_user(9, active="true"), "active"),
     (uk.service_user(9, gender="bogus"), "gender"),
     (_bad_nhs(), "identifier"),
+    (uk.service_user(9, identifier=True), "identifier"),
+    (uk.service_user(9, identifier={"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9990000018"}),
+     "identifier"),
     (uk.practitioner(), "Practitioner"),
 ])
 def test_422_invalid_content_stores_nothing(module_fhir, data, body, where):
