@@ -63,7 +63,7 @@ def model_issues(res: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def business_issues(res: dict[str, Any]) -> list[dict[str, Any]]:
-    issues = []
+    issues: list[dict[str, Any]] = []
     rtype = res.get("resourceType", "")
     identifiers = res.get("identifier")
     if not isinstance(identifiers, list):  # a wrong shape is the structure check's to report
