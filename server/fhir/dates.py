@@ -18,6 +18,8 @@ LONDON = ZoneInfo("Europe/London")
 MIN_TIME = -(2**62)
 MAX_TIME = 2**62
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: the last microsecond Python can represent (9999-12-31T23:59:59.999999Z)
+_MAX_MICROS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 _US = timedelta(microseconds=1)
 
 _PATTERN = re.compile(
@@ -52,45 +54,52 @@ def _local(y: int, m: int, d: int, zone: object, H: int = 0, M: int = 0, S: int 
 
 
 def parse_range(value: str) -> tuple[int, int]:
-    """The inclusive ``(low, high)`` microsecond range a FHIR date/dateTime/instant covers."""
+    """The inclusive ``(low, high)`` microsecond range a FHIR date/dateTime/instant covers.
+
+    A period that ends after 9999 (the year 9999 itself, its last day or second) runs to the
+    last microsecond Python represents, rather than failing: those are valid FHIR dates."""
     match = _PATTERN.match(value.strip())
     if not match:
         raise DateFormatError(f"{value!r} is not a FHIR date or dateTime")
     g = match.groupdict()
     zone = _zone(g["tz"])
     try:
-        y = int(g["y"])
-        if g["m"] is None:
-            low = _local(y, 1, 1, zone)
-            high = _local(y + 1, 1, 1, zone)
-        elif g["d"] is None:
-            m = int(g["m"])
-            low = _local(y, m, 1, zone)
-            high = _local(y + (m == 12), m % 12 + 1, 1, zone)
-        elif g["H"] is None:
-            low = _local(y, int(g["m"]), int(g["d"]), zone)
-            high = low.replace(tzinfo=None) + timedelta(days=1)
-            high = high.replace(tzinfo=zone)  # type: ignore[arg-type]
-        else:
-            base = dict(y=y, m=int(g["m"]), d=int(g["d"]), zone=zone, H=int(g["H"]))
-            if g["M"] is None:
-                low = _local(**base)  # type: ignore[arg-type]
-                high = low + timedelta(hours=1)
-            elif g["S"] is None:
-                low = _local(**base, M=int(g["M"]))  # type: ignore[arg-type]
-                high = low + timedelta(minutes=1)
-            elif g["f"] is None:
-                low = _local(**base, M=int(g["M"]), S=int(g["S"]))  # type: ignore[arg-type]
-                high = low + timedelta(seconds=1)
-            else:
-                frac = g["f"]
-                us = int(frac[:6].ljust(6, "0"))
-                low = _local(**base, M=int(g["M"]), S=int(g["S"]), us=us)  # type: ignore[arg-type]
-                step = timedelta(microseconds=10 ** max(0, 6 - len(frac)))
-                high = low + step
+        low = _start(g, zone)
     except ValueError as exc:  # e.g. month 13, 30 February
         raise DateFormatError(f"{value!r} is not a real date: {exc}") from None
-    return _micros(low), _micros(high) - 1
+    try:
+        high = _micros(_end(g, zone, low))
+    except (ValueError, OverflowError):
+        high = max(_MAX_MICROS, _micros(low)) + 1
+    return _micros(low), high - 1
+
+
+def _start(g: dict[str, str | None], zone: object) -> datetime:
+    """The first instant of the value's period."""
+    y, m, d = int(g["y"] or 0), int(g["m"] or 1), int(g["d"] or 1)
+    if g["H"] is None:
+        return _local(y, m, d, zone)
+    frac = g["f"] or ""
+    return _local(y, m, d, zone, H=int(g["H"]), M=int(g["M"] or 0), S=int(g["S"] or 0),
+                  us=int(frac[:6].ljust(6, "0")) if frac else 0)
+
+
+def _end(g: dict[str, str | None], zone: object, low: datetime) -> datetime:
+    """The first instant after the value's period (raises past the year 9999)."""
+    y = int(g["y"] or 0)
+    if g["m"] is None:
+        return _local(y + 1, 1, 1, zone)
+    m = int(g["m"])
+    if g["d"] is None:
+        return _local(y + (m == 12), m % 12 + 1, 1, zone)
+    if g["H"] is None:  # the next calendar day in the value's zone, whatever its length
+        return (low.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=zone)  # type: ignore[arg-type]
+    if g["M"] is None:
+        return low + timedelta(hours=1)
+    if g["S"] is None:
+        return low + timedelta(minutes=1)
+    frac = g["f"]
+    return low + (timedelta(seconds=1) if frac is None else timedelta(microseconds=10 ** max(0, 6 - len(frac))))
 
 
 def parse_instant(value: str) -> datetime:

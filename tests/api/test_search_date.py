@@ -89,3 +89,20 @@ def test_last_updated(module_fhir, data):
 def test_bad_date_is_400(module_fhir, data, value):
     body = search(module_fhir, f"Patient?birthdate={value}", status=400)
     assert body["resourceType"] == "OperationOutcome"
+
+
+def test_the_year_9999_is_stored_and_found(module_fhir, data):
+    """The last year Python represents: its periods end at 9999-12-31T23:59:59.999999Z instead
+    of failing (a birth date or a search bound there used to answer 500)."""
+    made = module_fhir.create(uk.service_user(7, family="Farfuture", birthDate="9999-12-31"))
+    mine = {"far": made}
+    for query, expected in [
+        ("Patient?family=Farfuture&birthdate=9999", {"far"}),
+        ("Patient?family=Farfuture&birthdate=9999-12-31", {"far"}),
+        ("Patient?family=Farfuture&birthdate=gt9999-12-30", {"far"}),
+        ("Patient?family=Farfuture&birthdate=lt9999-12-31", set()),
+        ("Patient?family=Farfuture&birthdate=ge9999-12-31T23:59:59Z", {"far"}),
+        ("Patient?_lastUpdated=gt9999-12-31", set()),
+        ("Patient?_lastUpdated=gt9999-12-31T23:59:59.999Z", set()),
+    ]:
+        assert hits(module_fhir, mine, query) == expected, query
