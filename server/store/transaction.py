@@ -58,25 +58,40 @@ def _response(status: str, stored: StoredResource | None, base: str) -> dict[str
     return out
 
 
+def _text(obj: dict[str, Any], key: str, where: str) -> str | None:
+    """``obj[key]`` when it is a string (None when absent); any other JSON is a 400 that says where."""
+    value = obj.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    kind = {dict: "an object", list: "an array", bool: "a boolean"}.get(type(value), "a number")
+    raise BadRequest(f"{where}.{key} must be a string, not {kind}")
+
+
 class _Entry:
     def __init__(self, index: int, raw: Any, base: str):
         if not isinstance(raw, dict):
             raise BadRequest(f"Bundle.entry[{index}] is not an object")
         self.index = index
-        self.full_url: str | None = raw.get("fullUrl")
+        where = f"Bundle.entry[{index}]"
+        self.full_url: str | None = _text(raw, "fullUrl", where)
         self.resource: dict[str, Any] | None = raw.get("resource")
         req = raw.get("request")
         if not isinstance(req, dict) or not req.get("method") or not req.get("url"):
-            raise BadRequest(f"Bundle.entry[{index}].request needs a method and a url")
-        self.method: str = str(req["method"]).upper()
+            raise BadRequest(f"{where}.request needs a method and a url")
+        method, url = _text(req, "method", f"{where}.request"), _text(req, "url", f"{where}.request")
+        assert method is not None and url is not None
+        self.method: str = method.upper()
         if self.method not in ORDER:
-            raise BadRequest(f"Bundle.entry[{index}].request.method {self.method!r} is not allowed")
-        url = str(req["url"])
+            raise BadRequest(f"{where}.request.method {self.method!r} is not allowed")
+        if self.method in ("POST", "PUT") and not isinstance(self.resource, dict):
+            raise BadRequest(f"{where}.resource: {self.method} needs a resource (a JSON object)")
+        if self.resource is not None and not isinstance(self.resource, (dict, list)):
+            raise BadRequest(f"{where}.resource is not a resource (a JSON object)")
         if base and url.startswith(base + "/"):
             url = url[len(base) + 1 :]
         self.url = url.lstrip("/")
-        self.if_none_exist: str | None = req.get("ifNoneExist")
-        self.if_match: str | None = req.get("ifMatch")
+        self.if_none_exist: str | None = _text(req, "ifNoneExist", f"{where}.request")
+        self.if_match: str | None = _text(req, "ifMatch", f"{where}.request")
         parts = urlsplit(self.url)
         segments = [s for s in parts.path.split("/") if s]
         self.query = parse_qsl(parts.query, keep_blank_values=True)

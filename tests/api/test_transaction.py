@@ -219,3 +219,30 @@ def test_entry_without_request_is_400(fhir):
     r = fhir.post("", bundle("transaction", {"resource": uk.service_user(1)}))
     assert r.status_code == 400
     assert r.json()["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.parametrize(("field", "value", "where"), [
+    ("fullUrl", [1], "Bundle.entry[0].fullUrl"),
+    ("resource", "Patient/1", "Bundle.entry[0].resource"),
+    ("resource", None, "Bundle.entry[0].resource: POST needs a resource"),
+    ("ifNoneExist", ["identifier=x|1"], "Bundle.entry[0].request.ifNoneExist"),
+    ("ifMatch", ["W/\"1\""], "Bundle.entry[0].request.ifMatch"),
+    ("url", {"u": "Patient"}, "Bundle.entry[0].request.url"),
+])
+def test_an_entry_of_the_wrong_shape_is_400_and_located(fhir, field, value, where):
+    """Wrong JSON types in an entry used to fail inside the server (500) in a batch and in a
+    transaction alike; each is a 400 naming the element, and nothing lands."""
+    for kind in ("transaction", "batch"):
+        e = entry("POST", "Patient", uk.service_user(1), PAT)
+        (e["request"] if field in ("ifNoneExist", "ifMatch", "url") else e)[field] = value
+        r = fhir.post("", bundle(kind, e))
+        if kind == "transaction":
+            assert r.status_code == 400, r.text
+            diagnostics = r.json()["issue"][0]["diagnostics"]
+        else:
+            assert r.status_code == 200, r.text
+            response = r.json()["entry"][0]["response"]
+            assert response["status"].startswith("400"), response
+            diagnostics = response["outcome"]["issue"][0]["diagnostics"]
+        assert where in diagnostics, diagnostics
+    assert total(fhir, "Patient") == 0

@@ -3,7 +3,9 @@
 Generated searches (every parameter of the main types, with modifiers, prefixes and values
 good and bad) and generated writes (HL7's examples and the product's with one value replaced
 by any JSON) must either answer or raise the FhirError that becomes a 4xx OperationOutcome.
-Found this way: a search bound or a birth date in the year 9999 answered 500."""
+Transactions and batches with one value of an entry replaced go the same way. Found this
+way: a search bound or a birth date in the year 9999, and entries whose fullUrl, resource,
+ifNoneExist or ifMatch had the wrong JSON type, answered 500."""
 
 from __future__ import annotations
 
@@ -80,3 +82,34 @@ def test_any_one_value_replaced_is_stored_or_refused(repo: Repository, which: in
     target[path[-1]] = replacement
     with contextlib.suppress(FhirError):
         prepare(repo, res)  # validation, the write hooks' checks and the index rows
+
+
+_PAT = "urn:uuid:11111111-1111-1111-1111-111111111111"
+BUNDLE_ENTRIES: list[dict[str, Any]] = [
+    {"fullUrl": _PAT, "resource": {"resourceType": "Patient", "name": [{"family": "Fuzz"}]},
+     "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=urn:x|1"}},
+    {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                  "subject": {"reference": _PAT}}, "request": {"method": "POST", "url": "Observation"}},
+    {"request": {"method": "GET", "url": "Patient?name=Fuzz"}},
+    {"request": {"method": "DELETE", "url": "Observation?code=y"}},
+    {"resource": {"resourceType": "Patient", "id": "fuzz9", "gender": "male"},
+     "request": {"method": "PUT", "url": "Patient/fuzz9", "ifMatch": 'W/"1"'}},
+    {"resource": {"resourceType": "Patient", "gender": "other"},
+     "request": {"method": "PUT", "url": "Patient?identifier=urn:x|2"}},
+]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(pick=st.integers(0, 100_000), replacement=_JSON_VALUES, kind=st.sampled_from(["transaction", "batch"]))
+def test_any_entry_value_replaced_is_processed_or_refused(repo: Repository, pick: int, replacement: Any,
+                                                          kind: str) -> None:
+    entries = json.loads(json.dumps(BUNDLE_ENTRIES))
+    spots = _paths(entries)
+    path = spots[pick % len(spots)]
+    target: Any = entries
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = replacement
+    run = repo.transaction if kind == "transaction" else repo.batch
+    with contextlib.suppress(FhirError):
+        run(AccessContext.system(), entries)
