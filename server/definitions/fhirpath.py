@@ -5,7 +5,7 @@ choice-type casts (``(Observation.value as Quantity)``, ``(Observation.value.ofT
 and three idioms: filtering references by target type (``.where(resolve() is Patient)``),
 filtering by an equality on a path (``.where(system='phone')``, ``.where(coding.system='...')``)
 and a resource's extension by URL (``Resource.extension.where(url='...').value``). Those
-compile to a small walker over the JSON that is about a hundred times cheaper than a general
+compile to a small walker over the JSON that is fifty to a hundred times cheaper than a general
 FHIRPath engine, which matters because every write runs every expression of its type.
 Anything else goes to fhirpathpy, the general engine, with the R4 model so that choice
 types resolve; ``tests/store/test_fhirpath_walkers.py`` holds the two to the same answers.
