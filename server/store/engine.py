@@ -10,17 +10,30 @@ their own with :func:`server.store.checkpoint.start_background_checkpoints`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import QueuePool
 
 from server.store.checkpoint import autocheckpoint_pages
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection for a transaction that will write: on SQLite its BEGIN takes the write
+    lock up front (IMMEDIATE), so that it waits for another writer instead of failing when it
+    first writes after reading (a deferred transaction cannot upgrade a stale snapshot)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        yield conn
 
 
 def normalise_url(url: str) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from carebridge.config import Settings
 from server.definitions.search_parameters import SearchParam, SearchParameterRegistry, default_registry
-from server.store.engine import make_engine, migrate
+from server.store.engine import make_engine, migrate, write_connection
 from server.store.indexing import build_rows
 from server.store.schema import INDEX_TABLES, compartment, compartment_outside, resource, search_param_state
 
@@ -52,14 +52,11 @@ def check_definitions(engine: Engine, registry: SearchParameterRegistry) -> list
     finds nothing left to record."""
     for attempt in range(2):
         try:
-            with engine.connect() as conn:
-                if conn.dialect.name == "sqlite":  # read and record under the write lock
-                    conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-                with conn.begin():
-                    stale = stale_params(conn, registry)
-                    if stale and conn.execute(select(resource.c.pk).limit(1)).first() is None:
-                        record(conn, stale)
-                        return []
+            with write_connection(engine) as conn, conn.begin():  # read and record under the write lock
+                stale = stale_params(conn, registry)
+                if stale and conn.execute(select(resource.c.pk).limit(1)).first() is None:
+                    record(conn, stale)
+                    return []
             break
         except IntegrityError:
             if attempt:

@@ -23,6 +23,7 @@ from server.consent.policy import AccessPolicy
 from server.definitions.search_parameters import SearchParameterRegistry
 from server.fhir.errors import Gone, NotFound
 from server.search.query import QueryParser, SearchQuery
+from server.store.engine import write_connection
 from server.store.hooks import WriteHooks, default_hooks
 from server.store.reader import RowReader
 from server.store.records import HistoryPage, SearchPage, StoredResource, WriteOutcome
@@ -64,11 +65,8 @@ class Repository:
     @contextmanager
     def unit(self, ctx: AccessContext, *, write: bool = True) -> Iterator[UnitOfWork]:
         """One database transaction: committed when the block ends, rolled back on error."""
-        with self.engine.connect() as conn:
-            if write and self.is_sqlite:
-                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
-                yield UnitOfWork(self, conn, ctx)
+        with write_connection(self.engine) if write else self.engine.connect() as conn, conn.begin():
+            yield UnitOfWork(self, conn, ctx)
 
     def run_batch(self, jobs: list[tuple[AccessContext, Callable[[UnitOfWork], Any]]]) -> list[tuple[bool, Any]]:
         """Run several independent writes in one transaction, each in a savepoint of its own.
@@ -77,27 +75,24 @@ class Repository:
         trace and does not disturb the others. Raises if the shared commit fails.
         """
         outcomes: list[tuple[bool, Any]] = []
-        with self.engine.connect() as conn:
-            if self.is_sqlite:
-                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
-                # plain SAVEPOINT statements on the driver: the same SQL SQLAlchemy would
-                # send, without its bookkeeping on the hot path
-                cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-                try:
-                    for ctx, fn in jobs:
-                        cursor.execute("SAVEPOINT cb_write")
-                        try:
-                            result = fn(UnitOfWork(self, conn, ctx))
-                        except Exception as exc:
-                            cursor.execute("ROLLBACK TO SAVEPOINT cb_write")
-                            cursor.execute("RELEASE SAVEPOINT cb_write")
-                            outcomes.append((False, exc))
-                        else:
-                            cursor.execute("RELEASE SAVEPOINT cb_write")
-                            outcomes.append((True, result))
-                finally:
-                    cursor.close()
+        with write_connection(self.engine) as conn, conn.begin():
+            # plain SAVEPOINT statements on the driver: the same SQL SQLAlchemy would
+            # send, without its bookkeeping on the hot path
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                for ctx, fn in jobs:
+                    cursor.execute("SAVEPOINT cb_write")
+                    try:
+                        result = fn(UnitOfWork(self, conn, ctx))
+                    except Exception as exc:
+                        cursor.execute("ROLLBACK TO SAVEPOINT cb_write")
+                        cursor.execute("RELEASE SAVEPOINT cb_write")
+                        outcomes.append((False, exc))
+                    else:
+                        cursor.execute("RELEASE SAVEPOINT cb_write")
+                        outcomes.append((True, result))
+            finally:
+                cursor.close()
         return outcomes
 
     def _run(self, ctx: AccessContext, fn: Callable[[UnitOfWork], T], write: bool) -> T:

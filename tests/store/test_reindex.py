@@ -14,7 +14,7 @@ from carebridge.cli import main
 from carebridge.config import Settings
 from server.definitions import search_parameters
 from server.definitions.search_parameters import default_registry
-from server.store.engine import make_engine, migrate
+from server.store.engine import make_engine, migrate, write_connection
 from server.store.reindex import check_definitions, record, stale_params
 from server.store.schema import reference_index, search_param_state, token_index
 from tests.conftest import patient
@@ -88,9 +88,7 @@ def test_workers_starting_together_on_a_new_store_record_its_definitions_once(fr
         except Exception as exc:  # what the test is about: reported below, not lost in the thread
             outcome["error"] = exc
 
-    with fresh_engine.connect() as first:
-        if first.dialect.name == "sqlite":
-            first = first.execution_options(sqlite_begin="IMMEDIATE")
+    with write_connection(fresh_engine) as first:
         with first.begin():
             record(first, registry.all_indexed())
             racer = threading.Thread(target=second_worker)
