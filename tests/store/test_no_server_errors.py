@@ -27,7 +27,7 @@ from server.fhir.errors import FhirError
 from server.store.repository import Repository
 from server.store.unit import prepare
 from tests.conftest import patient
-from tests.validation.test_profile_rules import _JSON_VALUES, _paths
+from tests.mutations import JSON_VALUES, replace_one
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "data" / "r4-examples").glob("*.json"))
 TYPES = ["Patient", "ServiceRequest", "Observation", "CarePlan", "Consent", "Encounter", "Task", "AuditEvent"]
@@ -68,18 +68,12 @@ def test_any_search_answers_or_says_why(repo: Repository, rtype: str, params: li
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-@given(which=st.integers(0, len(EXAMPLES) - 1), pick=st.integers(0, 10_000), replacement=_JSON_VALUES)
+@given(which=st.integers(0, len(EXAMPLES) - 1), pick=st.integers(0, 10_000), replacement=JSON_VALUES)
 def test_any_one_value_replaced_is_stored_or_refused(repo: Repository, which: int, pick: int,
                                                      replacement: Any) -> None:
     res = json.loads(EXAMPLES[which].read_text())
-    spots = _paths(res)
-    if not spots:
+    if not replace_one(res, pick, replacement):
         return
-    path = spots[pick % len(spots)]
-    target: Any = res
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = replacement
     with contextlib.suppress(FhirError):
         prepare(repo, res)  # validation, the write hooks' checks and the index rows
 
@@ -100,16 +94,11 @@ BUNDLE_ENTRIES: list[dict[str, Any]] = [
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-@given(pick=st.integers(0, 100_000), replacement=_JSON_VALUES, kind=st.sampled_from(["transaction", "batch"]))
+@given(pick=st.integers(0, 100_000), replacement=JSON_VALUES, kind=st.sampled_from(["transaction", "batch"]))
 def test_any_entry_value_replaced_is_processed_or_refused(repo: Repository, pick: int, replacement: Any,
                                                           kind: str) -> None:
     entries = json.loads(json.dumps(BUNDLE_ENTRIES))
-    spots = _paths(entries)
-    path = spots[pick % len(spots)]
-    target: Any = entries
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = replacement
+    assert replace_one(entries, pick, replacement)
     run = repo.transaction if kind == "transaction" else repo.batch
     with contextlib.suppress(FhirError):
         run(AccessContext.system(), entries)

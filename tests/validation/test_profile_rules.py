@@ -17,6 +17,7 @@ from carebridge import paths
 from server.validation.profile import Profiles, default_profiles
 from server.validation.resource import ResourceValidator
 from server.validation.snapshot import Generator, known_definitions
+from tests.mutations import JSON_VALUES, replace_one
 
 JSON = dict[str, Any]
 CB = "https://fhir.carebridge.example"
@@ -307,36 +308,12 @@ def test_validation_does_not_change_the_resource() -> None:
 
 
 # -- nothing a client sends makes the validator fail ------------------------------------------
-_JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from(["", "x", "#a", "urgent", "Patient/1"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-        st.sampled_from(["url", "system", "code", "value", "coding", "reference", "extension", "valueString"]),
-        inner, max_size=3),
-    max_leaves=6)
-
-
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found += _paths(item, (*prefix, i))
-    return found
-
-
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(["jane", "cap-referral", "sicp", "carer-sharing", "carer", "dialog"]),
-       pick=st.integers(0, 10_000), replacement=_JSON_VALUES)
+       pick=st.integers(0, 10_000), replacement=JSON_VALUES)
 def test_any_one_value_replaced_still_gives_an_outcome(name: str, pick: int, replacement: Any) -> None:
     res = example(name)
-    paths_in = _paths(res)
-    path = paths_in[pick % len(paths_in)]
-    target: Any = res
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = replacement
+    assert replace_one(res, pick, replacement)
     found = _validator().issues(res)
     assert all(i["severity"] in ("error", "warning", "information") and i["expression"] for i in found)
     # the profile walk itself, even on what the structure checker would have stopped
